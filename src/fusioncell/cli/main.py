@@ -1,0 +1,293 @@
+"""The `fusioncell` command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fusioncell.config import DEMO_CONFIG, DataPaths, data_dir, load_config
+from fusioncell.errors import FusioncellError, VerificationFailed
+
+app = typer.Typer(help="fusioncell: the joint coordination cell on a signed, append-only record.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+key_app = typer.Typer(help="Enrol, list and revoke signing keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+console = Console(stderr=True)
+out = Console()
+
+DirOption = Annotated[Optional[Path], typer.Option("--dir", help="Cell data directory [env FUSIONCELL_DIR].")]
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: SQLite in DATA).")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    try:
+        yield
+    except VerificationFailed as exc:
+        fail(f"verification FAILED at {exc.message}", 2)
+    except (FusioncellError, PermissionError) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar, shown only for work big enough to take more than about a second."""
+    if total < 20000 or not console.is_terminal:
+        yield lambda _n: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+def init(
+    dir: DirOption = None,
+    config: Annotated[Optional[Path], typer.Option(help="Cell configuration (cell.toml).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Create the demo cell and play the demo scenario.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Create a cell: its key, its database and entry 0 (cell.genesis)."""
+    from fusioncell.cell import init_cell
+
+    root = data_dir(dir)
+    if config is None and not demo:
+        fail("give --config cell.toml, or --demo for the demo cell")
+    config_path = config or DEMO_CONFIG
+    with errors():
+        cell = init_cell(root, config=load_config(config_path), config_path=config_path, db_url=db)
+        if demo:
+            from fusioncell.demo.scenario import play
+
+            play(cell)
+        with cell.db.read() as session:
+            size = cell.log.tree(session).size
+        cell.close()
+    out.print(f"cell created in {root} ({size} entries); key {DataPaths(root).cell_key} (mode 0600)")
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Optional[Path], typer.Argument(help="Export bundle to verify (else the database).")] = None,
+    dir: DirOption = None,
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+) -> None:
+    """Verify every signature, body hash and the Merkle root against the signed tree heads."""
+    from fusioncell.record.verify import BundleSource, DatabaseSource, verify_source
+
+    with errors():
+        if bundle is not None:
+            if not bundle.exists():
+                fail(f"no bundle at {bundle}")
+            source = BundleSource(bundle)
+            trusted = source.cell_key()
+        else:
+            from fusioncell.cell import _db_url
+
+            paths = DataPaths(data_dir(dir))
+            if not db and not paths.database.exists() and not paths.db_url_file.exists():
+                fail(f"no cell database in {paths.root}; give --dir or a bundle file")
+            source = DatabaseSource(_db_url(paths, db))
+            trusted = None
+        total = source.count()
+        with progress_bar("verifying", total) as advance:
+            report = verify_source(source, trusted_cell_key=trusted, workers=workers or None, progress=advance)
+    out.print(
+        f"OK: {report.size} entries ({report.redacted} not released to this view), root {report.root}, "
+        f"{report.heads} signed tree head(s), {report.cosignatures} cosignature(s)"
+    )
+
+
+@app.command()
+def export(
+    party: Annotated[str, typer.Option(help="Party whose view to export.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON Lines).")],
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write the log as PARTY may see it, with the latest signed tree head."""
+    from fusioncell.cell import open_cell
+    from fusioncell.record.export import export_to_file
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+        with cell.db.read() as session:
+            total = cell.log.tree(session).size
+            with progress_bar("exporting", total) as advance:
+                head = export_to_file(session, party=party, path=out_file, progress=advance)
+        cell.close()
+    out.print(f"wrote {out_file}: {head['size']} entries as {party} sees them, root {head['root']}")
+
+
+@app.command()
+def rebuild(dir: DirOption = None, db: DbOption = None) -> None:
+    """Drop the projection tables and rebuild them from the log."""
+    from fusioncell.cell import open_cell
+    from fusioncell.record.rebuild import projection_digest
+    from fusioncell.record.rebuild import rebuild as rebuild_projections
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+        with cell.db.read() as session:
+            before = projection_digest(session)
+            total = cell.log.tree(session).size
+        with cell.db.write() as session, progress_bar("rebuilding", total) as advance:
+            count = rebuild_projections(session, progress=advance)
+            after = projection_digest(session)
+        cell.close()
+    same = "identical to" if before == after else "DIFFERENT from"
+    out.print(f"rebuilt projections from {count} entries; state digest {after} is {same} the one before")
+
+
+@app.command()
+def status(dir: DirOption = None, db: DbOption = None) -> None:
+    """Show the cell, its parties and the latest signed tree head."""
+    from sqlalchemy import select
+
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+    from fusioncell.identity.models import Cell
+    from fusioncell.record.models import TreeHead
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+        with cell.db.read() as session:
+            row = session.execute(select(Cell)).scalar_one()
+            head = session.execute(select(TreeHead).order_by(TreeHead.size.desc()).limit(1)).scalar_one()
+            out.print(f"[bold]{row.name}[/] ({row.id}), cell key {row.key_id}")
+            for party in identity_service.list_parties(session):
+                out.print(f"  {party.id:4} {party.role:10} {party.names.get('en', '')}")
+            out.print(f"tree head: size {head.size}, root {head.root.hex()}, signed {head.signed_at}")
+        cell.close()
+
+
+@key_app.command("generate")
+def key_generate(out_file: Annotated[Path, typer.Option("--out", help="Where to write the new key (0600).")]) -> None:
+    """Make a device key; prints its public key to enrol with `fusioncell key add`."""
+    from fusioncell.record import signing
+    from fusioncell.record.canonical import b64e
+
+    with errors():
+        if out_file.exists():
+            fail(f"{out_file} exists; keys are never overwritten")
+        key = signing.generate()
+        signing.save_key(key, out_file)
+    public = signing.public_bytes(key)
+    out.print(f"public key {b64e(public)} (key id {signing.key_id(public)})")
+
+
+@key_app.command("add")
+def key_add(
+    party: Annotated[str, typer.Option(help="Party the key acts for.")],
+    holder: Annotated[str, typer.Option(help="Member id that signs with it, e.g. sy/liaison-1.")],
+    public_key: Annotated[str, typer.Option(help="base64url Ed25519 public key.")],
+    custody: Annotated[str, typer.Option(help="device or cell.")] = "device",
+    purpose: Annotated[str, typer.Option(help="sign or witness.")] = "sign",
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Enrol a key (an identity.key_added entry signed by the cell)."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+    from fusioncell.record.canonical import b64d
+
+    with errors():
+        try:
+            raw = b64d(public_key)
+        except ValueError:
+            fail("--public-key must be base64url without padding (43 characters)")
+        if len(raw) != 32:
+            fail("--public-key must decode to 32 bytes (an Ed25519 public key)")
+        cell = open_cell(data_dir(dir), db_url=db)
+        with cell.log.transaction(cell.db) as session:
+            entry = identity_service.enrol_key(session, log=cell.log, party=party, holder=holder,
+                                               public_key=raw, custody=custody, purpose=purpose)
+        cell.close()
+    out.print(f"enrolled at seq {entry.seq}")
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id (16 hex characters).")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the entry.")],
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: it signs nothing after this entry."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db)
+        with cell.log.transaction(cell.db) as session:
+            entry = identity_service.revoke_key(session, log=cell.log, key_id=key_id, reason=reason)
+        cell.close()
+    out.print(f"revoked at seq {entry.seq}")
+
+
+@key_app.command("list")
+def key_list(dir: DirOption = None, db: DbOption = None) -> None:
+    """List every key ever enrolled."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+        table = Table("key id", "party", "holder", "purpose", "custody", "added", "revoked")
+        with cell.db.read() as session:
+            for k in identity_service.list_keys(session):
+                table.add_row(k.key_id, k.party, k.holder, k.purpose, k.custody, str(k.added_seq),
+                              "" if k.revoked_seq is None else str(k.revoked_seq))
+        cell.close()
+    out.print(table)
+
+
+@app.command()
+def serve(
+    dir: DirOption = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8470,
+) -> None:
+    """Serve the cell over HTTP."""
+    import uvicorn
+
+    from fusioncell.app import create_app
+    from fusioncell.cell import open_cell
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db)
+    out.print(f"fusioncell serving on http://{host}:{port}/")
+    uvicorn.run(create_app(cell), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    dir: DirOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8470,
+) -> None:
+    """Create the demo cell where DATA is empty, then serve it."""
+    root = data_dir(dir)
+    if not DataPaths(root).cell_key.exists():
+        init(dir=root, config=None, demo=True, db=None)
+    serve(dir=root, db=None, host=host, port=port)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

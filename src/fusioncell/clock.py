@@ -1,0 +1,57 @@
+"""Time for the whole cell: an injected clock, always UTC-aware, and the record's time format."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FakeClock:
+    """A clock that tests move by hand."""
+
+    def __init__(self, start: datetime | str = "2026-11-22T10:00:00Z") -> None:
+        self._now = parse_time(start) if isinstance(start, str) else start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, the only time format in the record: 2026-11-22T10:00:00.123Z."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the record only holds UTC-aware times")
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 time that names its offset; naive times are refused, not guessed."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no time zone; write it in UTC, e.g. 2026-11-22T10:00:00Z")
+    return moment.astimezone(timezone.utc)
+
+
+def is_record_time(text: str) -> bool:
+    """True when text is exactly in the record's time format."""
+    try:
+        return format_time(parse_time(text)) == text
+    except ValueError:
+        return False

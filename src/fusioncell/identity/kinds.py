@@ -1,0 +1,93 @@
+"""Identity kinds: the genesis of the cell and the key registry. Every party receives them, so any party can
+verify every signature in the log from the cell's public key alone."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from fusioncell.identity.models import Cell, Party, SigningKey
+from fusioncell.record.canonical import b64d
+from fusioncell.record.kinds import BodyModel, Kind, register
+from fusioncell.record.registry import GENESIS, KEY_ADDED, KEY_REVOKED
+from fusioncell.record.sequencer import Appended
+from fusioncell.record.signing import key_id
+
+PartyId = str
+_ID = r"^[A-Z][A-Z0-9_-]{0,31}$"
+_B64_KEY = r"^[A-Za-z0-9_-]{43}$"
+
+
+class PartyBody(BodyModel):
+    id: str = Field(pattern=_ID)
+    role: Literal["party", "supervisor", "observer"]
+    names: dict[str, str] = Field(min_length=1)
+    languages: list[str] = Field(min_length=1)
+
+
+class CellBody(BodyModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(pattern=_B64_KEY)
+    settings: dict[str, object] = Field(default_factory=dict)
+
+
+class GenesisBody(BodyModel):
+    cell: CellBody
+    parties: list[PartyBody] = Field(min_length=2)
+
+
+class KeyAddedBody(BodyModel):
+    public_key: str = Field(pattern=_B64_KEY)
+    party: str = Field(pattern=_ID)
+    holder: str = Field(min_length=1, max_length=100)
+    purpose: Literal["sign", "witness"] = "sign"
+    custody: Literal["device", "cell"]
+
+
+class KeyRevokedBody(BodyModel):
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _apply_genesis(session: Session, entry: Appended, body: GenesisBody) -> None:
+    public = b64d(body.cell.public_key)
+    session.execute(
+        insert(Cell),
+        [{"id": body.cell.id, "name": body.cell.name, "public_key": public, "key_id": key_id(public),
+          "settings": dict(body.cell.settings), "genesis_at": entry.time}],
+    )
+    session.execute(
+        insert(Party),
+        [{"id": p.id, "role": p.role, "names": dict(p.names), "languages": list(p.languages)} for p in body.parties],
+    )
+    session.execute(
+        insert(SigningKey),
+        [{"key_id": key_id(public), "public_key": public, "party": "CELL", "holder": "CELL", "purpose": "sign",
+          "custody": "cell", "added_seq": entry.seq}],
+    )
+
+
+def _apply_key_added(session: Session, entry: Appended, body: KeyAddedBody) -> None:
+    public = b64d(body.public_key)
+    session.execute(
+        insert(SigningKey),
+        [{"key_id": key_id(public), "public_key": public, "party": body.party, "holder": body.holder,
+          "purpose": body.purpose, "custody": body.custody, "added_seq": entry.seq}],
+    )
+
+
+def _apply_key_revoked(session: Session, entry: Appended, body: KeyRevokedBody) -> None:
+    session.execute(
+        update(SigningKey)
+        .where(SigningKey.key_id == body.key_id)
+        .values(revoked_seq=entry.seq, revoked_reason=body.reason)
+    )
+
+
+register(Kind(GENESIS, GenesisBody, _apply_genesis, by_cell=True, by_party=False, full_audience=True))
+register(Kind(KEY_ADDED, KeyAddedBody, _apply_key_added, by_cell=True, by_party=True, full_audience=True))
+register(Kind(KEY_REVOKED, KeyRevokedBody, _apply_key_revoked, by_cell=True, by_party=True, full_audience=True))

@@ -1,0 +1,76 @@
+"""The registry of kinds. A kind fixes the schema of its body, who may author it, to whom it must be released,
+and how it changes the projections. Domain packages register their kinds when imported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fusioncell.errors import InvalidSubmission
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from fusioncell.record.sequencer import Appended
+
+
+class BodyModel(BaseModel):
+    """Base of every body schema: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Apply = Callable[["Session", "Appended", Any], None]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    body: type[BodyModel]
+    # Validates against current state and updates projections, inside the append's transaction. It sees only
+    # the entry (its time, not a clock), so replaying the log rebuilds the same state.
+    apply: Apply | None = None
+    by_cell: bool = False  # the cell may author it
+    by_party: bool = True  # a party's member may author it
+    full_audience: bool = False  # released to every party (identity: every verifier needs it)
+
+    def parse_body(self, body: Any) -> BodyModel:
+        try:
+            return self.body.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+            )
+            raise InvalidSubmission(f"body of {self.name} is invalid: {problems}", code="bad_body") from exc
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    existing = _KINDS.get(kind.name)
+    if existing is not None and existing != kind:
+        raise ValueError(f"kind {kind.name} registered twice")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get(name: str) -> Kind:
+    load_all()
+    kind = _KINDS.get(name)
+    if kind is None:
+        raise InvalidSubmission(f"unknown kind {name!r}", code="unknown_kind")
+    return kind
+
+
+def names() -> list[str]:
+    load_all()
+    return sorted(_KINDS)
+
+
+def load_all() -> None:
+    """Import every domain package that registers kinds."""
+    import fusioncell.identity.kinds  # noqa: F401

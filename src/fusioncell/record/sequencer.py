@@ -1,0 +1,326 @@
+"""The sequencer: the one function that appends to the log, inside the caller's transaction.
+
+`Log.append` checks a signed submission against the format, its kind and the key registry, gives it the next
+seq and the sequencer's time, stores entry, body and audience rows, updates the projections through the kind,
+and extends the Merkle tree, all in the caller's transaction. `Log.seal` signs a tree head for what the
+transaction appended. Appends are serialised by the database: SQLite's write lock (BEGIN IMMEDIATE), or on
+PostgreSQL one transaction-scoped advisory lock, so several workers share one log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fusioncell.clock import Clock, format_time
+from fusioncell.errors import Conflict, InvalidSubmission
+from fusioncell.record import kinds as kind_registry
+from fusioncell.record.canonical import canonical, hash_hex
+from fusioncell.record.format import CELL_PARTY, check_submission_shape, make_entry, tree_head
+from fusioncell.record.merkle import MerkleTree, leaf_hash
+from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
+from fusioncell.record.registry import GENESIS, IDENTITY_KINDS, KeyInfo, Registry, SignerRefused
+from fusioncell.record.signing import SigningKey, sign, verify
+
+if TYPE_CHECKING:
+    from fusioncell.db import Database
+    from fusioncell.record.kinds import BodyModel, Kind
+
+# Arbitrary but fixed: the PostgreSQL advisory lock that serialises appends across workers.
+SEQUENCER_LOCK = 0x66757331
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An entry as the sequencer appended it."""
+
+    seq: int
+    time: str
+    leaf_hash: bytes
+    submission: dict[str, Any]
+    sig: str
+    body: dict[str, Any]
+    leaf: bytes
+
+    @property
+    def kind(self) -> str:
+        return self.submission["kind"]
+
+    @property
+    def party(self) -> str:
+        return self.submission["party"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A submission checked as far as possible without the database (any thread may prepare)."""
+
+    submission: dict[str, Any]
+    sig: str
+    body: dict[str, Any]
+    body_bytes: bytes
+    sub_bytes: bytes
+    kind: Kind
+    body_model: BodyModel
+    verified_key: bytes | None
+
+
+def refuse(message: str, code: str) -> InvalidSubmission:
+    return InvalidSubmission(message, code=code)
+
+
+class Log:
+    """One process's handle on the cell's log: caches of the Merkle tree and key registry, kept in step with
+    the database under the sequencer lock, and the append."""
+
+    def __init__(self, *, clock: Clock, cell_id: str | None = None, cell_key: SigningKey | None = None) -> None:
+        self.clock = clock
+        self.cell_id = cell_id
+        self.cell_key = cell_key
+        self.listeners: list[Callable[[list[Appended]], None]] = []
+        self._tree: MerkleTree | None = None
+        self._registry: Registry | None = None
+        self._last_time = ""
+        self._head_size = 0
+        self._guard = threading.RLock()
+
+    # -- keeping the caches in step with the database --------------------------------------------------
+
+    def _sync(self, session: Session) -> None:
+        """Take the sequencer lock and catch the caches up with entries other workers appended."""
+        txn = session.get_transaction()
+        if session.info.get("log_txn") is txn:
+            if self._registry is None:
+                self._registry = self._load_registry(session)
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
+        if self._tree is None:
+            self._tree = MerkleTree()
+            self._registry = None
+        rows = session.execute(
+            select(Entry.seq, Entry.leaf_hash, Entry.kind, Entry.sequenced_at)
+            .where(Entry.seq >= self._tree.size)
+            .order_by(Entry.seq)
+        ).all()
+        for seq, hash_, kind, time in rows:
+            if seq != self._tree.size:
+                raise RuntimeError(f"log has a gap at seq {self._tree.size}; run `fusioncell verify`")
+            self._tree.append(hash_)
+            self._last_time = max(self._last_time, time)
+            if kind in IDENTITY_KINDS:
+                self._registry = None
+        if self._registry is None and self._tree.size:
+            self._registry = self._load_registry(session)
+        if self._tree.size and rows:
+            self._head_size = session.execute(select(func.coalesce(func.max(TreeHead.size), 0))).scalar_one()
+        session.info["log_txn"] = txn
+        session.info["log_mark"] = (self._tree.size, self._last_time)
+
+    def _load_registry(self, session: Session) -> Registry:
+        from fusioncell.identity.models import Cell, Party, SigningKey
+
+        cell = session.execute(select(Cell)).scalar_one()
+        registry = Registry(
+            cell_id=cell.id,
+            cell_key_id=cell.key_id,
+            roles={p.id: p.role for p in session.execute(select(Party)).scalars()},
+        )
+        for key in session.execute(select(SigningKey)).scalars():
+            registry.keys[key.key_id] = KeyInfo(
+                key.key_id, key.public_key, key.party, key.holder, key.purpose, key.custody, key.added_seq,
+                key.revoked_seq,
+            )
+        self.cell_id = cell.id
+        return registry
+
+    def mark(self) -> tuple[int, str] | None:
+        """Where the log stands now, to rewind to if what follows is rolled back."""
+        with self._guard:
+            return None if self._tree is None else (self._tree.size, self._last_time)
+
+    def rewind(self, mark: tuple[int, str] | None) -> None:
+        """Forget what a rolled-back transaction or savepoint appended."""
+        with self._guard:
+            if mark is None or self._tree is None or mark[0] > self._tree.size:
+                self._tree = None
+                self._last_time = ""
+            else:
+                self._tree.truncate(mark[0])
+                self._last_time = mark[1]
+            self._registry = None
+            self._head_size = 0 if self._tree is None else min(self._head_size, self._tree.size)
+
+    # -- the append ------------------------------------------------------------------------------------
+
+    def prepare(self, *, submission: Any, sig: Any, body: Any) -> Prepared:
+        """Everything that needs no database: shape, cell, kind, body hash and schema, and the signature when
+        the key is known. Costly and free of locks, so callers run it on their own thread before appending."""
+        check_submission_shape(submission)
+        if not isinstance(sig, str):
+            raise refuse("sig must be a base64url string", "bad_signature")
+        if self.cell_id is not None and submission["cell"] != self.cell_id:
+            raise refuse(f"submission is for cell {submission['cell']!r}, this is {self.cell_id!r}", "wrong_cell")
+        kind = kind_registry.get(submission["kind"])
+        if not isinstance(body, dict):
+            raise refuse("body must be a JSON object", "bad_body")
+        try:
+            body_bytes = canonical(body)
+        except ValueError as exc:
+            raise refuse(str(exc), "bad_body") from exc
+        if hash_hex(body_bytes) != submission["body"]:
+            raise refuse("body does not match the hash in the submission", "body_hash_mismatch")
+        body_model = kind.parse_body(body)
+        sub_bytes = canonical(submission)
+        verified = None
+        registry = self._registry
+        info = registry.keys.get(submission["key"]) if registry else None
+        if info is not None:
+            if not verify(info.public_key, sub_bytes, sig):
+                raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
+            verified = info.public_key
+        return Prepared(submission, sig, body, body_bytes, sub_bytes, kind, body_model, verified)
+
+    def append(self, session: Session, *, submission: Any, sig: Any, body: Any) -> Appended:
+        return self.append_prepared(session, self.prepare(submission=submission, sig=sig, body=body))
+
+    def append_prepared(self, session: Session, prepared: Prepared) -> Appended:
+        with self._guard:
+            self._sync(session)
+            return self._append(session, prepared)
+
+    def _append(self, session: Session, p: Prepared) -> Appended:
+        sub, kind = p.submission, p.kind
+        assert self._tree is not None
+        seq = self._tree.size
+        if (kind.name == GENESIS) != (seq == 0):
+            raise refuse("cell.genesis is entry 0 and only entry 0", "bad_submission")
+        registry = Registry.from_genesis(p.body) if seq == 0 else self._registry
+        assert registry is not None
+        if sub["cell"] != registry.cell_id:
+            raise refuse(f"submission is for cell {sub['cell']!r}, this is {registry.cell_id!r}", "wrong_cell")
+        if sub["party"] == CELL_PARTY and not kind.by_cell:
+            raise refuse(f"{kind.name} is written by parties, not by the cell", "wrong_author")
+        if sub["party"] != CELL_PARTY and not kind.by_party:
+            raise refuse(f"{kind.name} is written by the cell only", "wrong_author")
+        try:
+            info = registry.signer(seq, sub)
+            registry.check_audience(sub, full=kind.full_audience)
+            if kind.name in IDENTITY_KINDS:
+                registry.check_identity(sub, p.body)
+        except SignerRefused as exc:
+            raise refuse(str(exc), exc.code) from exc
+        if p.verified_key != info.public_key and not verify(info.public_key, p.sub_bytes, p.sig):
+            raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
+        if sub["refs"]:
+            wanted = [bytes.fromhex(r) for r in sub["refs"]]
+            found = session.execute(select(func.count()).where(Entry.leaf_hash.in_(wanted))).scalar_one()
+            if found != len(set(wanted)):
+                raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
+
+        now = format_time(self.clock.now())
+        time = now if now > self._last_time else self._last_time  # entry times never go back
+        leaf = canonical(make_entry(seq=seq, time=time, submission=sub, sig=p.sig))
+        hashed = leaf_hash(leaf)
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(Entry),
+                    [
+                        {
+                            "seq": seq, "leaf_hash": hashed, "kind": kind.name, "party": sub["party"],
+                            "author": sub["author"], "key_id": sub["key"], "nonce": sub["nonce"],
+                            "audience": " ".join(sub["audience"]), "body_hash": sub["body"],
+                            "created_at": sub["created"], "sequenced_at": time, "leaf": leaf,
+                        }
+                    ],
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",
+                code="duplicate_submission",
+            ) from exc
+        session.execute(insert(Body), [{"seq": seq, "data": p.body_bytes}])
+        session.execute(insert(EntryAudience), [{"party": party, "seq": seq} for party in sub["audience"]])
+        self._tree.append(hashed)
+        self._last_time = time
+        appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf)
+        if kind.apply is not None:
+            kind.apply(session, appended, p.body_model)
+        if kind.name in IDENTITY_KINDS:
+            self._registry = None  # reloaded from the projections the kind just updated
+            self.cell_id = registry.cell_id
+        session.info.setdefault("appended", []).append(appended)
+        return appended
+
+    def append_as_cell(
+        self, session: Session, *, kind: str, body: dict[str, Any], audience: list[str] | None = None,
+        refs: list[str] | None = None,
+    ) -> Appended:
+        """Append an entry the cell itself writes (findings, breaches, enrolments), signed with the cell key."""
+        from fusioncell.record.format import Signer
+
+        if self.cell_key is None:
+            raise RuntimeError("this process does not hold the cell key")
+        with self._guard:
+            self._sync(session)
+            registry = self._registry
+            cell_id = registry.cell_id if registry else self.cell_id
+            signer = Signer(cell=cell_id or "", party=CELL_PARTY, author=CELL_PARTY, key=self.cell_key)
+            submission, sig = signer.submit(
+                kind=kind, body=body, audience=audience or (registry.parties if registry else []),
+                created=format_time(self.clock.now()), refs=refs,
+            )
+            return self._append(session, self.prepare(submission=submission, sig=sig, body=body))
+
+    # -- tree heads ------------------------------------------------------------------------------------
+
+    def seal(self, session: Session) -> dict[str, Any] | None:
+        """Sign a tree head covering everything appended so far in this transaction."""
+        with self._guard:
+            if not session.info.get("appended") or self._tree is None or self.cell_key is None:
+                return None
+            size = self._tree.size
+            if size <= self._head_size:
+                return None
+            root = self._tree.root(size)
+            head = tree_head(cell=self.cell_id or "", size=size, root_hex=root.hex(), time=self._last_time)
+            sig = sign(self.cell_key, canonical(head))
+            session.execute(insert(TreeHead), [{"size": size, "root": root, "signed_at": head["time"], "sig": sig}])
+            self._head_size = size
+            return {"tree_head": head, "sig": sig}
+
+    def tree(self, session: Session) -> MerkleTree:
+        with self._guard:
+            self._sync(session)
+            assert self._tree is not None
+            return self._tree
+
+    @contextmanager
+    def transaction(self, db: Database) -> Iterator[Session]:
+        """One transaction that may append: sealed with a tree head, committed once, then published."""
+        session = db.session()
+        try:
+            with session.begin():
+                yield session
+                self.seal(session)
+        except BaseException:
+            self.rewind(session.info.get("log_mark"))
+            session.close()
+            raise
+        appended = session.info.pop("appended", [])
+        session.close()
+        self.publish(appended)
+
+    def publish(self, appended: list[Appended]) -> None:
+        """Tell listeners (streams, deadline engine) about committed entries; never before the commit."""
+        if appended:
+            for listener in self.listeners:
+                listener(appended)

@@ -1,0 +1,422 @@
+"""Offline verification of a log (a database) or an export bundle.
+
+Checks, and on failure names the first bad seq and why: entries are canonical JSON with dense seq; each
+author signature verifies with a key the registry held at that seq (a revoked key signs nothing after its
+revocation); each body matches its hash; the Merkle root matches every signed tree head, and each head's
+signature and the witnesses' cosignatures verify with the cell's and witnesses' keys.
+
+The per-entry work (parsing, canonical form, Ed25519, hashing) runs in worker processes over ranges of the
+source; the registry replay and the tree are sequential and cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusioncell.errors import InvalidSubmission, VerificationFailed
+from fusioncell.record.canonical import b64d, canonical, hash_hex
+from fusioncell.record.format import check_submission_shape, tree_head
+from fusioncell.record.merkle import MerkleTree, leaf_hash
+from fusioncell.record.registry import GENESIS, IDENTITY_KINDS, KEY_ADDED, Registry, SignerRefused
+from fusioncell.record.signing import key_id as compute_key_id
+from fusioncell.record.signing import verify as verify_sig
+
+EXPORT_FORMAT = "fusioncell-export/1"
+CHUNK = 5000
+PARALLEL_FROM = 20000
+
+
+@dataclass(frozen=True)
+class Item:
+    """One seq of a log or bundle: the entry bytes and body bytes where released, else the leaf hash."""
+
+    seq: int
+    leaf: bytes | None
+    body: bytes | None
+    leaf_hash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    seq: int
+    leaf_hash: bytes
+    error: str | None = None
+    submission: dict[str, Any] | None = None
+    time: str | None = None
+    body: dict[str, Any] | None = None  # kept only for identity entries
+
+
+@dataclass
+class Head:
+    size: int
+    root: bytes
+    time: str
+    sig: str
+    cosignatures: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    size: int = 0
+    root: str = ""
+    entries: int = 0
+    bodies: int = 0
+    redacted: int = 0
+    heads: int = 0
+    cosignatures: int = 0
+
+
+def check_item(item: Item, keys: dict[str, bytes]) -> Checked:
+    """Everything about one entry that needs no other entry."""
+    if item.leaf is None:
+        if item.leaf_hash is None:
+            return Checked(item.seq, b"", "no entry at this seq (removed?)")
+        if len(item.leaf_hash) != 32:
+            return Checked(item.seq, b"", "redacted entry without a valid leaf hash")
+        return Checked(item.seq, item.leaf_hash)
+    hashed = leaf_hash(item.leaf)
+    try:
+        entry = json.loads(item.leaf)
+    except ValueError:
+        return Checked(item.seq, hashed, "entry is not valid JSON")
+    if not isinstance(entry, dict) or set(entry) != {"seq", "time", "submission", "sig"}:
+        return Checked(item.seq, hashed, "entry must have exactly seq, time, submission, sig")
+    try:
+        if canonical(entry) != item.leaf:
+            return Checked(item.seq, hashed, "entry is not in canonical (RFC 8785) form")
+    except ValueError:
+        return Checked(item.seq, hashed, "entry cannot be canonicalised")
+    if entry["seq"] != item.seq:
+        return Checked(item.seq, hashed, f"entry says seq {entry['seq']!r} where seq {item.seq} belongs")
+    sub = entry["submission"]
+    try:
+        check_submission_shape(sub)
+    except InvalidSubmission as exc:
+        return Checked(item.seq, hashed, f"submission malformed: {exc.message}")
+    public = keys.get(sub["key"])
+    if public is None:
+        return Checked(item.seq, hashed, f"signed with key {sub['key']}, which is not enrolled in this log")
+    if not verify_sig(public, canonical(sub), entry["sig"]):
+        return Checked(item.seq, hashed, f"author signature does not verify with key {sub['key']}")
+    body = None
+    if item.body is not None:
+        if hash_hex(item.body) != sub["body"]:
+            return Checked(item.seq, hashed, "body does not match the hash in the signed submission")
+        if sub["kind"] in IDENTITY_KINDS:
+            body = json.loads(item.body)
+    elif sub["kind"] in IDENTITY_KINDS:
+        return Checked(item.seq, hashed, f"{sub['kind']} body is missing: identity entries go to every party")
+    return Checked(item.seq, hashed, None, sub, entry["time"], body)
+
+
+def _check_range(source: Source, start: int, stop: int, keys: dict[str, bytes]) -> list[Checked]:
+    return [check_item(item, keys) for item in source.items(start, stop)]
+
+
+class Source:
+    """A log to verify: items by seq range (picklable, so workers read their own range)."""
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def items(self, start: int, stop: int) -> Iterator[Item]:
+        raise NotImplementedError
+
+    def identity_items(self) -> Iterator[Item]:
+        """Entries that may enrol keys (a superset is fine: each is checked again in order)."""
+        raise NotImplementedError
+
+    def heads(self) -> list[Head]:
+        raise NotImplementedError
+
+    def cell_key(self) -> bytes | None:
+        """The cell key the verifier is told to trust, if the source carries one (bundles do)."""
+        return None
+
+
+class DatabaseSource(Source):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._db = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "_db": None}
+
+    @property
+    def db(self):  # noqa: ANN201
+        if self._db is None:
+            from fusioncell.db import Database
+
+            self._db = Database(self.url)
+        return self._db
+
+    def count(self) -> int:
+        from sqlalchemy import func, select
+
+        from fusioncell.record.models import Entry
+
+        # max + 1, not count: a deleted entry must show as a hole, not shorten the log.
+        with self.db.read() as session:
+            return session.execute(select(func.coalesce(func.max(Entry.seq) + 1, 0))).scalar_one()
+
+    def _select(self, where: Any) -> Iterator[tuple[int, bytes, bytes | None]]:
+        from sqlalchemy import select
+
+        from fusioncell.record.models import Body, Entry
+
+        with self.db.read() as session:
+            yield from session.execute(
+                select(Entry.seq, Entry.leaf, Body.data).outerjoin(Body, Body.seq == Entry.seq).where(where)
+                .order_by(Entry.seq)
+            ).tuples()
+
+    def items(self, start: int, stop: int) -> Iterator[Item]:
+        from fusioncell.record.models import Entry
+
+        rows = {seq: (leaf, data) for seq, leaf, data in self._select((Entry.seq >= start) & (Entry.seq < stop))}
+        for seq in range(start, stop):
+            if seq not in rows:
+                yield Item(seq, None, None)
+                continue
+            leaf, data = rows[seq]
+            # Every entry in the database has its body; a missing one fails the body hash check.
+            yield Item(seq, leaf, data if data is not None else b"")
+
+    def identity_items(self) -> Iterator[Item]:
+        from sqlalchemy import or_
+
+        from fusioncell.record.models import Entry
+
+        # Not trusting the kind column: a key found here is only a candidate, checked again in order.
+        for seq, leaf, data in self._select(or_(Entry.kind.in_(sorted(IDENTITY_KINDS)), Entry.seq == 0)):
+            yield Item(seq, leaf, data)
+
+    def heads(self) -> list[Head]:
+        from sqlalchemy import select
+
+        from fusioncell.record.models import Cosignature, TreeHead
+
+        with self.db.read() as session:
+            cosigs: dict[int, list[dict[str, str]]] = {}
+            for c in session.execute(select(Cosignature)).scalars():
+                cosigs.setdefault(c.size, []).append({"party": c.party, "key": c.key_id, "sig": c.sig})
+            return [
+                Head(h.size, h.root, h.signed_at, h.sig, cosigs.get(h.size, []))
+                for h in session.execute(select(TreeHead).order_by(TreeHead.size)).scalars()
+            ]
+
+
+class BundleSource(Source):
+    """An export bundle (JSON Lines, DESIGN.md §2). Line offsets are indexed once, so workers seek."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets: list[int] = []
+        self.header: dict[str, Any] = {}
+        self.trailer: dict[str, Any] = {}
+        with path.open("rb") as handle:
+            first = handle.readline()
+            try:
+                self.header = json.loads(first)
+            except ValueError as exc:
+                raise VerificationFailed("line 1 of the bundle is not JSON", reason="bad_header") from exc
+            if not isinstance(self.header, dict) or self.header.get("format") != EXPORT_FORMAT:
+                raise VerificationFailed(f"not a {EXPORT_FORMAT} bundle (line 1)", reason="bad_header")
+            position = handle.tell()
+            last = b""
+            for line in handle:
+                self.offsets.append(position)
+                position += len(line)
+                last = line
+        if not self.offsets:
+            raise VerificationFailed("bundle has no tree head line", reason="truncated")
+        self.offsets.pop()
+        try:
+            self.trailer = json.loads(last)
+        except ValueError as exc:
+            raise VerificationFailed("last line of the bundle is not JSON", reason="bad_tree_head") from exc
+        if not isinstance(self.trailer, dict) or "tree_head" not in self.trailer:
+            raise VerificationFailed("bundle ends without its tree head line (truncated?)", reason="truncated")
+
+    def count(self) -> int:
+        return len(self.offsets)
+
+    def _parse(self, position: int, line: bytes) -> Item:
+        try:
+            record = json.loads(line)
+            if "entry" in record:
+                leaf = canonical(record["entry"])
+                body = canonical(record["body"]) if record.get("body") is not None else None
+                return Item(position, leaf, body)
+            return Item(position, None, None, bytes.fromhex(record["leaf_hash"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return Item(position, b"\x00not json", None)
+
+    def items(self, start: int, stop: int) -> Iterator[Item]:
+        with self.path.open("rb") as handle:
+            if start < len(self.offsets):
+                handle.seek(self.offsets[start])
+            for position in range(start, min(stop, len(self.offsets))):
+                yield self._parse(position, handle.readline())
+
+    def identity_items(self) -> Iterator[Item]:
+        with self.path.open("rb") as handle:
+            handle.readline()
+            for position in range(len(self.offsets)):
+                line = handle.readline()
+                if position == 0 or b'"identity.' in line or b'"cell.genesis"' in line:
+                    yield self._parse(position, line)
+
+    def heads(self) -> list[Head]:
+        head = self.trailer.get("tree_head") or {}
+        try:
+            return [
+                Head(int(head["size"]), bytes.fromhex(head["root"]), head["time"], self.trailer["sig"],
+                     list(self.trailer.get("cosignatures", [])))
+            ]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise VerificationFailed("tree head line is malformed", reason="bad_tree_head") from exc
+
+    def cell_key(self) -> bytes | None:
+        try:
+            return b64d(self.header["cell_key"])
+        except (KeyError, ValueError) as exc:
+            raise VerificationFailed("bundle header has no valid cell_key", reason="bad_header") from exc
+
+
+def _candidate_keys(source: Source) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for item in source.identity_items():
+        if item.leaf is None or item.body is None:
+            continue
+        try:
+            sub = json.loads(item.leaf)["submission"]
+            body = json.loads(item.body)
+            if sub["kind"] == GENESIS:
+                public = b64d(body["cell"]["public_key"])
+            elif sub["kind"] == KEY_ADDED:
+                public = b64d(body["public_key"])
+            else:
+                continue
+            keys[compute_key_id(public)] = public
+        except (ValueError, KeyError, TypeError):
+            continue
+    return keys
+
+
+def _results(source: Source, total: int, keys: dict[str, bytes], workers: int) -> Iterator[Checked]:
+    ranges = [(start, min(start + CHUNK, total)) for start in range(0, total, CHUNK)]
+    if workers <= 1 or total < PARALLEL_FROM:
+        for start, stop in ranges:
+            yield from _check_range(source, start, stop, keys)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_check_range, source, start, stop, keys) for start, stop in ranges]
+        for future in futures:
+            yield from future.result()
+
+
+def verify_source(
+    source: Source, *, trusted_cell_key: bytes | None = None, workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify a whole log or bundle; raise VerificationFailed naming the first bad seq."""
+    total = source.count()
+    if total == 0:
+        raise VerificationFailed("the log is empty: no genesis entry", seq=0, reason="empty")
+    keys = _candidate_keys(source)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    tree = MerkleTree()
+    registry: Registry | None = None
+    report = Report()
+    last_time = ""
+    for checked in _results(source, total, keys, workers):
+        seq = checked.seq
+        if checked.error:
+            raise VerificationFailed(checked.error, seq=seq, reason=checked.error)
+        tree.append(checked.leaf_hash)
+        if progress and seq % 1000 == 999:
+            progress(1000)
+        if checked.submission is None:
+            report.redacted += 1
+            continue
+        sub = checked.submission
+        if seq == 0:
+            if sub["kind"] != GENESIS or checked.body is None:
+                raise VerificationFailed("entry 0 is not the cell genesis", seq=0, reason="no_genesis")
+            registry = Registry.from_genesis(checked.body)
+            if trusted_cell_key is not None and compute_key_id(trusted_cell_key) != registry.cell_key_id:
+                raise VerificationFailed("genesis names another cell key than the one trusted", seq=0,
+                                         reason="wrong_cell_key")
+        assert registry is not None
+        if sub["cell"] != registry.cell_id:
+            raise VerificationFailed(f"entry belongs to cell {sub['cell']!r}", seq=seq, reason="wrong_cell")
+        if checked.time is None or checked.time < last_time:
+            raise VerificationFailed("entry time goes back before the previous entry", seq=seq, reason="time")
+        last_time = checked.time
+        try:
+            signer = registry.signer(seq, sub)
+            if signer.public_key != keys.get(sub["key"]):
+                raise SignerRefused(f"key {sub['key']} is not the one enrolled", "unknown_key")
+            registry.check_audience(sub, full=sub["kind"] in IDENTITY_KINDS)
+            if sub["kind"] in IDENTITY_KINDS and seq != 0:
+                registry.check_identity(sub, checked.body or {})
+        except SignerRefused as exc:
+            raise VerificationFailed(str(exc), seq=seq, reason=exc.code) from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerificationFailed(f"identity body malformed: {exc}", seq=seq, reason="bad_body") from exc
+        if sub["kind"] in IDENTITY_KINDS and seq != 0:
+            registry.apply(seq, sub["kind"], checked.body or {})
+        report.entries += 1
+        if checked.body is not None or sub["kind"] not in IDENTITY_KINDS:
+            report.bodies += 1
+    if progress:
+        progress(total % 1000)
+    assert registry is not None
+    _check_heads(source, tree, registry, report)
+    report.size = tree.size
+    report.root = tree.root().hex()
+    return report
+
+
+def _check_heads(source: Source, tree: MerkleTree, registry: Registry, report: Report) -> None:
+    heads = source.heads()
+    if not heads:
+        raise VerificationFailed("no signed tree head covers the log", seq=0, reason="no_tree_head")
+    cell_public = registry.keys[registry.cell_key_id].public_key
+    for head in heads:
+        if head.size > tree.size:
+            raise VerificationFailed(
+                f"the log ends at seq {tree.size - 1} but a tree head of size {head.size} was signed "
+                "(entries were removed)", seq=tree.size, reason="truncated",
+            )
+        signed = tree_head(cell=registry.cell_id, size=head.size, root_hex=head.root.hex(), time=head.time)
+        if not verify_sig(cell_public, canonical(signed), head.sig):
+            raise VerificationFailed(f"tree head of size {head.size} is not signed by the cell key",
+                                     seq=head.size - 1, reason="bad_tree_head")
+        if tree.root(head.size) != head.root:
+            raise VerificationFailed(
+                f"root of the first {head.size} entries does not match the signed tree head",
+                seq=head.size - 1, reason="root_mismatch",
+            )
+        for cosig in head.cosignatures:
+            info = registry.keys.get(cosig.get("key", ""))
+            if info is None or info.purpose != "witness" or info.party != cosig.get("party"):
+                raise VerificationFailed(f"cosignature by unknown witness key {cosig.get('key')}",
+                                         seq=head.size - 1, reason="bad_cosignature")
+            if not verify_sig(info.public_key, canonical(signed), cosig.get("sig", "")):
+                raise VerificationFailed(f"cosignature of {cosig.get('party')} does not verify",
+                                         seq=head.size - 1, reason="bad_cosignature")
+            report.cosignatures += 1
+        report.heads += 1
+    if heads[-1].size != tree.size:
+        raise VerificationFailed(
+            f"entries from seq {heads[-1].size} on are not covered by any signed tree head",
+            seq=heads[-1].size, reason="unsealed",
+        )
