@@ -96,7 +96,7 @@ class Log:
     def _sync(self, session: Session) -> None:
         """Take the sequencer lock and catch the caches up with entries other workers appended."""
         txn = session.get_transaction()
-        if session.info.get("log_txn") is txn:
+        if session.info.get("log_txn") is txn and self._tree is not None:
             if self._registry is None:
                 self._registry = self._load_registry(session)
             return
@@ -169,6 +169,10 @@ class Log:
         if self.cell_id is not None and submission["cell"] != self.cell_id:
             raise refuse(f"submission is for cell {submission['cell']!r}, this is {self.cell_id!r}", "wrong_cell")
         kind = kind_registry.get(submission["kind"])
+        if submission["party"] == CELL_PARTY and not kind.by_cell:
+            raise refuse(f"{kind.name} is written by parties, not by the cell", "wrong_author")
+        if submission["party"] != CELL_PARTY and not kind.by_party:
+            raise refuse(f"{kind.name} is written by the cell only", "wrong_author")
         if not isinstance(body, dict):
             raise refuse("body must be a JSON object", "bad_body")
         try:
@@ -206,10 +210,6 @@ class Log:
         assert registry is not None
         if sub["cell"] != registry.cell_id:
             raise refuse(f"submission is for cell {sub['cell']!r}, this is {registry.cell_id!r}", "wrong_cell")
-        if sub["party"] == CELL_PARTY and not kind.by_cell:
-            raise refuse(f"{kind.name} is written by parties, not by the cell", "wrong_author")
-        if sub["party"] != CELL_PARTY and not kind.by_party:
-            raise refuse(f"{kind.name} is written by the cell only", "wrong_author")
         try:
             info = registry.signer(seq, sub)
             registry.check_audience(sub, full=kind.full_audience)
