@@ -158,6 +158,10 @@ class Log:
             self._registry = None
             self._head_size = 0 if self._tree is None else min(self._head_size, self._tree.size)
 
+    def forget(self) -> None:
+        """Drop every cache; the next append reloads them from the database."""
+        self.rewind(None)
+
     # -- the append ------------------------------------------------------------------------------------
 
     def prepare(self, *, submission: Any, sig: Any, body: Any) -> Prepared:

@@ -174,7 +174,7 @@ class DatabaseSource(Source):
             yield from session.execute(
                 select(Entry.seq, Entry.leaf, Body.data).outerjoin(Body, Body.seq == Entry.seq).where(where)
                 .order_by(Entry.seq)
-            ).tuples()
+            )
 
     def items(self, start: int, stop: int) -> Iterator[Item]:
         from fusioncell.record.models import Entry
@@ -336,6 +336,12 @@ def verify_source(
     registry: Registry | None = None
     report = Report()
     last_time = ""
+    heads = sorted(source.heads(), key=lambda h: h.size)
+    if not heads:
+        raise VerificationFailed("no signed tree head covers the log", seq=0, reason="no_tree_head")
+    pending = iter(heads)
+    next_head = next(pending)
+    checked_up_to = 0
     for checked in _results(source, total, keys, workers):
         seq = checked.seq
         if checked.error:
@@ -345,78 +351,90 @@ def verify_source(
             progress(1000)
         if checked.submission is None:
             report.redacted += 1
-            continue
-        sub = checked.submission
-        if seq == 0:
-            if sub["kind"] != GENESIS or checked.body is None:
-                raise VerificationFailed("entry 0 is not the cell genesis", seq=0, reason="no_genesis")
-            registry = Registry.from_genesis(checked.body)
-            if trusted_cell_key is not None and compute_key_id(trusted_cell_key) != registry.cell_key_id:
-                raise VerificationFailed("genesis names another cell key than the one trusted", seq=0,
-                                         reason="wrong_cell_key")
-        assert registry is not None
-        if sub["cell"] != registry.cell_id:
-            raise VerificationFailed(f"entry belongs to cell {sub['cell']!r}", seq=seq, reason="wrong_cell")
-        if checked.time is None or checked.time < last_time:
-            raise VerificationFailed("entry time goes back before the previous entry", seq=seq, reason="time")
-        last_time = checked.time
-        try:
-            signer = registry.signer(seq, sub)
-            if signer.public_key != keys.get(sub["key"]):
-                raise SignerRefused(f"key {sub['key']} is not the one enrolled", "unknown_key")
-            registry.check_audience(sub, full=sub["kind"] in IDENTITY_KINDS)
-            if sub["kind"] in IDENTITY_KINDS and seq != 0:
-                registry.check_identity(sub, checked.body or {})
-        except SignerRefused as exc:
-            raise VerificationFailed(str(exc), seq=seq, reason=exc.code) from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VerificationFailed(f"identity body malformed: {exc}", seq=seq, reason="bad_body") from exc
-        if sub["kind"] in IDENTITY_KINDS and seq != 0:
-            registry.apply(seq, sub["kind"], checked.body or {})
-        report.entries += 1
-        if checked.body is not None or sub["kind"] not in IDENTITY_KINDS:
-            report.bodies += 1
+        else:
+            registry, last_time = _check_entry(seq, checked, registry, keys, last_time, trusted_cell_key, report)
+        # Each head is checked as soon as the tree reaches it, so a change is pinned between two heads.
+        while next_head is not None and next_head.size == tree.size:
+            if registry is None:
+                raise VerificationFailed("entry 0 (the genesis) is not in this view", seq=0, reason="no_genesis")
+            _check_head(next_head, tree, registry, report, checked_up_to)
+            checked_up_to = next_head.size
+            next_head = next(pending, None)
     if progress:
         progress(total % 1000)
     assert registry is not None
-    _check_heads(source, tree, registry, report)
-    report.size = tree.size
-    report.root = tree.root().hex()
-    return report
-
-
-def _check_heads(source: Source, tree: MerkleTree, registry: Registry, report: Report) -> None:
-    heads = source.heads()
-    if not heads:
-        raise VerificationFailed("no signed tree head covers the log", seq=0, reason="no_tree_head")
-    cell_public = registry.keys[registry.cell_key_id].public_key
-    for head in heads:
-        if head.size > tree.size:
-            raise VerificationFailed(
-                f"the log ends at seq {tree.size - 1} but a tree head of size {head.size} was signed "
-                "(entries were removed)", seq=tree.size, reason="truncated",
-            )
-        signed = tree_head(cell=registry.cell_id, size=head.size, root_hex=head.root.hex(), time=head.time)
-        if not verify_sig(cell_public, canonical(signed), head.sig):
-            raise VerificationFailed(f"tree head of size {head.size} is not signed by the cell key",
-                                     seq=head.size - 1, reason="bad_tree_head")
-        if tree.root(head.size) != head.root:
-            raise VerificationFailed(
-                f"root of the first {head.size} entries does not match the signed tree head",
-                seq=head.size - 1, reason="root_mismatch",
-            )
-        for cosig in head.cosignatures:
-            info = registry.keys.get(cosig.get("key", ""))
-            if info is None or info.purpose != "witness" or info.party != cosig.get("party"):
-                raise VerificationFailed(f"cosignature by unknown witness key {cosig.get('key')}",
-                                         seq=head.size - 1, reason="bad_cosignature")
-            if not verify_sig(info.public_key, canonical(signed), cosig.get("sig", "")):
-                raise VerificationFailed(f"cosignature of {cosig.get('party')} does not verify",
-                                         seq=head.size - 1, reason="bad_cosignature")
-            report.cosignatures += 1
-        report.heads += 1
+    if next_head is not None:
+        raise VerificationFailed(
+            f"the log ends at seq {tree.size - 1} but a tree head of size {next_head.size} was signed "
+            "(entries were removed)", seq=tree.size, reason="truncated",
+        )
     if heads[-1].size != tree.size:
         raise VerificationFailed(
             f"entries from seq {heads[-1].size} on are not covered by any signed tree head",
             seq=heads[-1].size, reason="unsealed",
         )
+    report.size = tree.size
+    report.root = tree.root().hex()
+    return report
+
+
+def _check_entry(
+    seq: int, checked: Checked, registry: Registry | None, keys: dict[str, bytes], last_time: str,
+    trusted_cell_key: bytes | None, report: Report,
+) -> tuple[Registry, str]:
+    """The rules that need the entries before this one: the registry as of seq, and time order."""
+    sub = checked.submission
+    if seq == 0:
+        if sub["kind"] != GENESIS or checked.body is None:
+            raise VerificationFailed("entry 0 is not the cell genesis", seq=0, reason="no_genesis")
+        registry = Registry.from_genesis(checked.body)
+        if trusted_cell_key is not None and compute_key_id(trusted_cell_key) != registry.cell_key_id:
+            raise VerificationFailed("genesis names another cell key than the one trusted", seq=0,
+                                     reason="wrong_cell_key")
+    assert registry is not None
+    if sub["cell"] != registry.cell_id:
+        raise VerificationFailed(f"entry belongs to cell {sub['cell']!r}", seq=seq, reason="wrong_cell")
+    if checked.time is None or checked.time < last_time:
+        raise VerificationFailed("entry time goes back before the previous entry", seq=seq, reason="time")
+    last_time = checked.time
+    try:
+        signer = registry.signer(seq, sub)
+        if signer.public_key != keys.get(sub["key"]):
+            raise SignerRefused(f"key {sub['key']} is not the one enrolled", "unknown_key")
+        registry.check_audience(sub, full=sub["kind"] in IDENTITY_KINDS)
+        if sub["kind"] in IDENTITY_KINDS and seq != 0:
+            registry.check_identity(sub, checked.body or {})
+    except SignerRefused as exc:
+        raise VerificationFailed(str(exc), seq=seq, reason=exc.code) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationFailed(f"identity body malformed: {exc}", seq=seq, reason="bad_body") from exc
+    if sub["kind"] in IDENTITY_KINDS and seq != 0:
+        registry.apply(seq, sub["kind"], checked.body or {})
+    report.entries += 1
+    if checked.body is not None or sub["kind"] not in IDENTITY_KINDS:
+        report.bodies += 1
+    return registry, last_time
+
+
+def _check_head(head: Head, tree: MerkleTree, registry: Registry, report: Report, good_up_to: int) -> None:
+    cell_public = registry.keys[registry.cell_key_id].public_key
+    signed = tree_head(cell=registry.cell_id, size=head.size, root_hex=head.root.hex(), time=head.time)
+    if not verify_sig(cell_public, canonical(signed), head.sig):
+        raise VerificationFailed(f"tree head of size {head.size} is not signed by the cell key",
+                                 seq=head.size - 1, reason="bad_tree_head")
+    if tree.root(head.size) != head.root:
+        where = f"seq {good_up_to}" if good_up_to == head.size - 1 else f"seq {good_up_to}..{head.size - 1}"
+        raise VerificationFailed(
+            f"root of the first {head.size} entries does not match the signed tree head: "
+            f"an entry in {where} was changed", seq=good_up_to, reason="root_mismatch",
+        )
+    for cosig in head.cosignatures:
+        info = registry.keys.get(cosig.get("key", ""))
+        if info is None or info.purpose != "witness" or info.party != cosig.get("party"):
+            raise VerificationFailed(f"cosignature by unknown witness key {cosig.get('key')}",
+                                     seq=head.size - 1, reason="bad_cosignature")
+        if not verify_sig(info.public_key, canonical(signed), cosig.get("sig", "")):
+            raise VerificationFailed(f"cosignature of {cosig.get('party')} does not verify",
+                                     seq=head.size - 1, reason="bad_cosignature")
+        report.cosignatures += 1
+    report.heads += 1

@@ -1,0 +1,58 @@
+"""Canonical JSON: the fast path gives exactly the bytes of the rfc8785 reference."""
+
+from __future__ import annotations
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fusioncell.record.canonical import b64d, b64e, canonical
+
+scalars = st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | st.text()
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=25,
+)
+with_floats = st.recursive(
+    scalars | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_canonical_equals_rfc8785_reference(value):
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(ValueError):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(with_floats)
+def test_canonical_with_floats_equals_reference(value):
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+def test_known_canonical_forms():
+    # Key order by UTF-16 code units (RFC 8785 §3.2.3): U+10000 (surrogates D800..) sorts before U+FFFF... not
+    # after as code points would; the fast path must not be used for such keys.
+    assert canonical({"\U00010000": 1, "\uffff": 2}) == rfc8785.dumps({"\U00010000": 1, "\uffff": 2})
+    assert canonical({"b": 1.0, "a": [1e21, 0.5]}) == b'{"a":[1e+21,0.5],"b":1}'
+    assert canonical({"z": "é\n\u0001", "a": None}) == '{"a":null,"z":"é\\n\\u0001"}'.encode()
+
+
+def test_integers_beyond_double_precision_are_refused():
+    with pytest.raises(ValueError):
+        canonical({"n": 2**60})
+
+
+@given(st.binary(max_size=64))
+def test_base64url_round_trip_without_padding(data):
+    text = b64e(data)
+    assert "=" not in text and b64d(text) == data

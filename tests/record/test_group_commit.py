@@ -1,0 +1,88 @@
+"""Group commit: concurrent appends share transactions, refused ones leave no trace, every result is durable."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from fusioncell.errors import InvalidSubmission
+from fusioncell.record.commit import GroupCommitter
+from fusioncell.record.models import Entry, TreeHead
+from fusioncell.record.verify import DatabaseSource, verify_source
+
+
+def test_concurrent_appends_share_commits_and_all_land(cell, il_liaison, sy_liaison):
+    committer = GroupCommitter(cell.db, cell.log)
+    personas = [il_liaison, sy_liaison]
+    prepared = []
+    for i in range(200):
+        body = {"text": f"message {i}"}
+        submission, sig = personas[i % 2].sign(body)
+        prepared.append(cell.log.prepare(submission=submission, sig=sig, body=body))
+    seqs: list[int] = []
+    gate = threading.Barrier(8)
+
+    def writer(chunk):
+        gate.wait()
+        for p in chunk:
+            seqs.append(committer.run(lambda session, p=p: cell.log.append_prepared(session, p)).seq)
+
+    threads = [threading.Thread(target=writer, args=(prepared[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    assert sorted(seqs) == list(range(3, 203))
+    assert committer.batches < 200, "no two appends shared a commit"
+    with cell.db.read() as session:
+        heads = session.execute(select(func.count()).select_from(TreeHead)).scalar_one()
+        assert heads == 3 + committer.batches  # genesis, two enrolments, then one head per batch
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 203
+
+
+def test_a_refused_unit_does_not_abort_its_batch(cell, il_liaison):
+    committer = GroupCommitter(cell.db, cell.log)
+    good = [il_liaison.sign({"text": f"ok {i}"}) + ({"text": f"ok {i}"},) for i in range(3)]
+    bad_sub, bad_sig = il_liaison.sign({"text": "bad"})
+    futures = []
+    # Queue everything before the committer runs a batch, so good and bad units share one transaction.
+    hold = threading.Event()
+    blocker = committer.submit(lambda session: hold.wait(5))
+    for i, (sub, sig, body) in enumerate(good):
+        futures.append(committer.submit(lambda s, sub=sub, sig=sig, body=body: cell.log.append(
+            s, submission=sub, sig=sig, body=body)))
+        if i == 0:
+            futures.append(committer.submit(lambda s: cell.log.append(
+                s, submission=bad_sub, sig=bad_sig, body={"text": "tampered"})))
+    hold.set()
+    blocker.result()
+    results = []
+    for future in futures:
+        try:
+            results.append(future.result().seq)
+        except InvalidSubmission as exc:
+            results.append(exc.code)
+    committer.close()
+    assert results == [2, "body_hash_mismatch", 3, 4]
+    with cell.db.read() as session:
+        assert session.execute(select(func.max(Entry.seq))).scalar_one() == 4
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 5
+
+
+def test_a_unit_that_fails_after_appending_is_undone(cell, il_liaison):
+    committer = GroupCommitter(cell.db, cell.log)
+    sub, sig = il_liaison.sign({"text": "will be undone"})
+
+    def append_then_fail(session):
+        cell.log.append(session, submission=sub, sig=sig, body={"text": "will be undone"})
+        raise ValueError("the service found a problem after appending")
+
+    with pytest.raises(ValueError):
+        committer.run(append_then_fail)
+    # The same submission can now be appended: nothing of the failed unit remains.
+    assert committer.run(lambda s: cell.log.append(s, submission=sub, sig=sig, body={"text": "will be undone"})).seq == 2
+    committer.close()
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 3
