@@ -20,8 +20,8 @@ app = typer.Typer(help="fusioncell: the joint coordination cell on a signed, app
                   no_args_is_help=True, pretty_exceptions_enable=False)
 key_app = typer.Typer(help="Enrol, list and revoke signing keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DirOption = Annotated[Optional[Path], typer.Option("--dir", help="Cell data directory [env FUSIONCELL_DIR].")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: SQLite in DATA).")]
