@@ -178,7 +178,7 @@ def verdict(ok: bool) -> str:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None) -> None:
-    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left", min_width=100)
     for i, column in enumerate(columns):
         t.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:

@@ -1,0 +1,458 @@
+"""Durable appends per second of the sequencer with group commit, against this machine's limits measured in
+the same run.
+
+  a. raw limits: Ed25519 signs/s and verifies/s (PyNaCl, canonical submission bytes), fsyncs/s (1 KiB write +
+     os.fsync on the disk of the database);
+  b. the CPU-only "signing-and-hashing" baseline: per entry, canonicalise the 1 KiB body and the submission,
+     SHA-256 the body, verify the author signature, canonicalise and leaf-hash the entry (no storage), on one
+     thread and on two (PyNaCl releases the GIL);
+  c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
+     and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key,
+     `log.prepare(...)` on the writer's thread, then `committer.run(lambda s: log.append_prepared(s, p))`.
+     Submissions are signed before the clock starts (signing is the authors' work, on their devices).
+     After each timed run the log is verified (verify_source on a DatabaseSource) and its size checked.
+
+Targets (printed PASS/MISS, never asserted): >= 8,000 durable appends/s, and >= 60 % of the CPU-only rate.
+Exit status: 0 whatever the figures; 2 if a log does not verify or entries are missing (the figures are void).
+
+  .venv/bin/python bench/append.py            # 3 repetitions of 40,000 appends on SQLite
+  .venv/bin/python bench/append.py --quick    # smoke run, about 20 s
+  .venv/bin/python bench/append.py --pg postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+from _common import (
+    body_of_size,
+    console,
+    enrol_signers,
+    fmt,
+    machine_line,
+    median,
+    new_cell,
+    pct,
+    pg_schema,
+    presign,
+    spread,
+    table,
+    timed_loop,
+    verdict,
+)
+from sqlalchemy import func, select
+
+from fusioncell.clock import format_time
+from fusioncell.record import signing
+from fusioncell.record.canonical import canonical, hash_hex
+from fusioncell.record.commit import GroupCommitter
+from fusioncell.record.format import Signer, make_entry
+from fusioncell.record.merkle import leaf_hash
+from fusioncell.record.models import Entry
+from fusioncell.record.verify import DatabaseSource, verify_source
+
+TARGET_RATE = 8000.0
+TARGET_RATIO = 0.60
+
+
+# -- a. raw limits -------------------------------------------------------------------------------------------
+
+def raw_limits(sample: list[tuple[dict, str, dict]], key: nacl.signing.SigningKey, disk_dir: Path,
+               seconds: float) -> dict[str, float]:
+    messages = [canonical(sub) for sub, _sig, _body in sample]
+    sigs = [key.sign(m).signature for m in messages]
+    verify_key = key.verify_key
+    n = len(messages)
+    state = {"i": 0}
+
+    def sign_one() -> None:
+        i = state["i"] = (state["i"] + 1) % n
+        key.sign(messages[i])
+
+    def verify_one() -> None:
+        i = state["i"] = (state["i"] + 1) % n
+        verify_key.verify(messages[i], sigs[i])
+
+    def verify_threads(threads: int) -> float:
+        per = max(1, int(seconds * 12000 / threads))
+        barrier = threading.Barrier(threads + 1)
+
+        def run(offset: int) -> None:
+            barrier.wait()
+            for j in range(per):
+                i = (offset + j) % n
+                verify_key.verify(messages[i], sigs[i])
+
+        workers = [threading.Thread(target=run, args=(t * 997,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for w in workers:
+            w.join()
+        return threads * per / (time.perf_counter() - start)
+
+    out = {
+        "sign": timed_loop(sign_one, seconds),
+        "verify": timed_loop(verify_one, seconds),
+        "verify2": verify_threads(2),
+    }
+    path = disk_dir / "fsync.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    block = os.urandom(1024)
+    try:
+        out["fsync"] = timed_loop(lambda: (os.write(fd, block), os.fsync(fd)), seconds)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return out
+
+
+# -- b. CPU-only baseline ------------------------------------------------------------------------------------
+
+def cpu_work(items: list[tuple[dict, str, dict]], public: dict[str, bytes], first_seq: int, when: str) -> None:
+    """Per entry, what the record costs without storage."""
+    for i, (sub, sig, body) in enumerate(items):
+        body_bytes = canonical(body)
+        if hash_hex(body_bytes) != sub["body"]:
+            raise AssertionError("body hash")
+        sub_bytes = canonical(sub)
+        if not signing.verify(public[sub["key"]], sub_bytes, sig):
+            raise AssertionError("signature")
+        leaf = canonical(make_entry(seq=first_seq + i, time=when, submission=sub, sig=sig))
+        leaf_hash(leaf)
+
+
+def cpu_baseline(items: list[tuple[dict, str, dict]], public: dict[str, bytes], threads: int) -> float:
+    when = format_time(_now())
+    if threads == 1:
+        start = time.perf_counter()
+        cpu_work(items, public, 0, when)
+        return len(items) / (time.perf_counter() - start)
+    parts = [items[t::threads] for t in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+
+    def run(part: list) -> None:
+        barrier.wait()
+        cpu_work(part, public, 0, when)
+
+    workers = [threading.Thread(target=run, args=(p,)) for p in parts]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for w in workers:
+        w.join()
+    return len(items) / (time.perf_counter() - start)
+
+
+def _now():  # noqa: ANN202
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+# -- c. the sequencer ----------------------------------------------------------------------------------------
+
+class TimedCommitter(GroupCommitter):
+    """GroupCommitter that keeps time: busy = inside _commit (appends + savepoints + seal + COMMIT)."""
+
+    def __init__(self, *args: Any, profiler: cProfile.Profile | None = None, **kwargs: Any) -> None:
+        self.busy = 0.0
+        self.work_time = 0.0
+        self.profiler = profiler
+        super().__init__(*args, **kwargs)
+
+    def _commit(self, batch: list) -> None:
+        start = time.perf_counter()
+        super()._commit(batch)
+        self.busy += time.perf_counter() - start
+
+    def _run(self) -> None:
+        if self.profiler is None:
+            return super()._run()
+        self.profiler.enable()
+        try:
+            return super()._run()
+        finally:
+            self.profiler.disable()
+
+
+@dataclass
+class Run:
+    backend: str
+    appends: int
+    seconds: float
+    batches: int
+    busy: float
+    work_time: float
+    verified_outside: int
+    latencies: list[float]
+    errors: list[str]
+    expected_size: int = 0
+    count: int = 0
+    verify_ok: bool = False
+    verify_msg: str = ""
+    verify_seconds: float = 0.0
+    profile: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.appends / self.seconds
+
+    @property
+    def mean_batch(self) -> float:
+        return self.appends / self.batches if self.batches else float("nan")
+
+    @property
+    def intact(self) -> bool:
+        return self.verify_ok and self.count == self.expected_size and not self.errors
+
+
+def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: int, writers: int, body_size: int,
+                  max_batch: int, profile: bool) -> Run:
+    root = Path(tempfile.mkdtemp(prefix="cell-", dir=scratch))
+    cell = new_cell(root / "cell", db_url)
+    try:
+        log = cell.log
+        signers = enrol_signers(cell, writers)
+        base = cell.log.mark()[0]
+        per = [appends // writers + (1 if w < appends % writers else 0) for w in range(writers)]
+        created = format_time(_now())
+        work_lists, start = [], 0
+        for w, signer in enumerate(signers):
+            work_lists.append(presign(signer, start, per[w], body_size, created))
+            start += per[w]
+
+        profiler = cProfile.Profile() if profile else None
+        committer = TimedCommitter(cell.db, log, max_batch=max_batch, profiler=profiler)
+        barrier = threading.Barrier(writers + 1)
+        verified = [0] * writers
+        latencies: list[list[float]] = [[] for _ in range(writers)]
+        errors: list[str] = []
+
+        def writer(w: int) -> None:
+            items, lat = work_lists[w], latencies[w]
+            barrier.wait()
+            for sub, sig, body in items:
+                t0 = time.perf_counter()
+                try:
+                    prepared = log.prepare(submission=sub, sig=sig, body=body)
+                    if prepared.verified_key is not None:
+                        verified[w] += 1
+
+                    def work(session: Any, p: Any = prepared) -> Any:
+                        t = time.perf_counter()
+                        result = log.append_prepared(session, p)
+                        committer.work_time += time.perf_counter() - t  # only the committer thread runs work
+                        return result
+
+                    committer.run(work)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{exc.__class__.__name__}: {exc}")
+                lat.append(time.perf_counter() - t0)
+
+        threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(writers)]
+        for t in threads:
+            t.start()
+        batches0 = committer.batches
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - t0
+        batches = committer.batches - batches0
+        committer.close()
+        del work_lists
+
+        run = Run(backend, appends, seconds, batches, committer.busy, committer.work_time, sum(verified),
+                  sorted(x for lat in latencies for x in lat), errors[:5])
+        if profiler is not None:
+            stream = io.StringIO()
+            stats = pstats.Stats(profiler, stream=stream)
+            stats.sort_stats("tottime").print_stats(18)
+            stats.sort_stats("cumulative").print_stats("fusioncell|sqlalchemy/(orm/session|engine/base)", 22)
+            run.profile = stream.getvalue()
+
+        # The log must hold every acknowledged append, and verify.
+        run.expected_size = base + appends
+        with cell.db.read() as session:
+            run.count = session.execute(select(func.count()).select_from(Entry)).scalar_one()
+        url = cell.db.url
+        t1 = time.perf_counter()
+        try:
+            report = verify_source(DatabaseSource(url), workers=2)
+            run.verify_ok = report.size == run.expected_size and report.entries == run.expected_size
+            run.verify_msg = f"OK: {report.size} entries, {report.heads} tree heads, root {report.root[:16]}…"
+        except Exception as exc:  # noqa: BLE001
+            run.verify_msg = f"FAILED: {exc.__class__.__name__}: {exc}"
+        run.verify_seconds = time.perf_counter() - t1
+        return run
+    finally:
+        cell.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+# -- main ----------------------------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4,000 appends, 1 repetition (~20 s)")
+    parser.add_argument("--appends", type=int, help="appends per timed run (default 40,000; --quick 4,000)")
+    parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3; --quick 1)")
+    parser.add_argument("--writers", type=int, default=8, help="concurrent writer threads (default 8)")
+    parser.add_argument("--body", type=int, default=1024, help="canonical body size in bytes (default 1024)")
+    parser.add_argument("--max-batch", type=int, default=512, help="GroupCommitter max_batch (default 512)")
+    parser.add_argument("--sample", type=int, help="entries in the CPU-only baseline sample (default 4,000)")
+    parser.add_argument("--pg", metavar="URL", help="also run on PostgreSQL, in a scratch schema of this database")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run (with --pg)")
+    parser.add_argument("--dir", type=Path, help="scratch directory (default: system temp dir)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the committer thread in the last repetition and print where its time goes")
+    args = parser.parse_args()
+    appends = args.appends or (4000 if args.quick else 40000)
+    reps = args.reps or (1 if args.quick else 3)
+    sample_n = args.sample or (1000 if args.quick else 4000)
+    raw_seconds = 0.4 if args.quick else 1.0
+    scratch = Path(tempfile.mkdtemp(prefix="fusioncell-bench-", dir=args.dir))
+
+    console.print(f"[bold]bench/append.py[/] — {machine_line()}")
+    console.print(f"{appends:,} appends x {reps} rep(s), {args.writers} writer threads, {args.body} B bodies, "
+                  f"max_batch {args.max_batch}; scratch {scratch}")
+
+    # A sample of signed submissions for the raw and CPU-only measurements (no database).
+    keys = [signing.generate() for _ in range(2)]
+    sample_signers = [Signer(cell="jfm-demo", party=p, author=f"{p.lower()}/sample", key=k)
+                      for p, k in zip(("IL", "SY"), keys, strict=True)]
+    created = format_time(_now())
+    sample = []
+    for j, s in enumerate(sample_signers):
+        sample += presign(s, j * sample_n, sample_n // 2, args.body, created)
+    public = {s.key_id: signing.public_bytes(s.key) for s in sample_signers}
+    assert len(canonical(body_of_size(args.body, 0))) == args.body
+
+    raw: dict[str, list[float]] = {"sign": [], "verify": [], "verify2": [], "fsync": []}
+    cpu1: list[float] = []
+    cpu2: list[float] = []
+    runs: dict[str, list[Run]] = {"SQLite": [], "PostgreSQL": []}
+    backends: list[tuple[str, str | None]] = [] if args.no_sqlite else [("SQLite", None)]
+    if args.pg:
+        backends.append(("PostgreSQL", args.pg))
+
+    try:
+        for rep in range(reps):
+            limits = raw_limits(sample, keys[0], scratch, raw_seconds)
+            for k, v in limits.items():
+                raw[k].append(v)
+            cpu1.append(cpu_baseline(sample, public, 1))
+            cpu2.append(cpu_baseline(sample, public, 2))
+            console.print(f"rep {rep + 1}/{reps}: raw sign {fmt(limits['sign'])}/s, verify {fmt(limits['verify'])}/s, "
+                          f"fsync {fmt(limits['fsync'])}/s; CPU-only {fmt(cpu1[-1])}/s (1 thread), "
+                          f"{fmt(cpu2[-1])}/s (2 threads)")
+            for name, url in backends:
+                profile = args.profile and rep == reps - 1
+                if url:
+                    with pg_schema(url) as schema_url:
+                        run = sequencer_run(name, schema_url, scratch, appends=appends, writers=args.writers,
+                                            body_size=args.body, max_batch=args.max_batch, profile=profile)
+                else:
+                    run = sequencer_run(name, None, scratch, appends=appends, writers=args.writers,
+                                        body_size=args.body, max_batch=args.max_batch, profile=profile)
+                runs[name].append(run)
+                console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s, "
+                              f"{run.batches} batches (mean {run.mean_batch:.1f}); verify {run.verify_msg} "
+                              f"({run.verify_seconds:.1f} s)")
+                for err in run.errors:
+                    console.print(f"  [red]append failed[/]: {err}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    console.print()
+    table("a. raw limits of this machine (median of reps)", ["measure", "median", "min..max"], [
+        ["Ed25519 signs/s, 1 thread (canonical submission, PyNaCl)", fmt(median(raw["sign"])), spread(raw["sign"])],
+        ["Ed25519 verifies/s, 1 thread", fmt(median(raw["verify"])), spread(raw["verify"])],
+        ["Ed25519 verifies/s, 2 threads", fmt(median(raw["verify2"])), spread(raw["verify2"])],
+        ["fsyncs/s (1 KiB write + os.fsync, same disk)", fmt(median(raw["fsync"])), spread(raw["fsync"])],
+    ])
+    cpu_best = max(median(cpu1), median(cpu2))
+    table(f"b. CPU-only signing-and-hashing baseline ({len(sample):,} entries, {args.body} B bodies)",
+          ["measure", "median entries/s", "min..max", "µs/entry"], [
+              ["1 thread", fmt(median(cpu1)), spread(cpu1), fmt(1e6 / median(cpu1), 1)],
+              ["2 threads", fmt(median(cpu2)), spread(cpu2), fmt(1e6 / median(cpu2), 1)],
+              ["best (the baseline)", fmt(cpu_best), "", fmt(1e6 / cpu_best, 1)],
+          ])
+
+    targets = []
+    intact = True
+    for name, rs in runs.items():
+        if not rs:
+            continue
+        rates = [r.rate for r in rs]
+        ratios = [r.rate / max(c1, c2) for r, c1, c2 in zip(rs, cpu1, cpu2, strict=False)]
+        lat = sorted(x for r in rs for x in r.latencies)
+        busy = [r.busy / r.seconds for r in rs]
+        per_append = [r.work_time / r.appends * 1e6 for r in rs]
+        per_batch_rest = [(r.busy - r.work_time) / r.batches * 1e3 for r in rs if r.batches]
+        rest_per_append = [(r.busy - r.work_time) / r.appends * 1e6 for r in rs]
+        ok = all(r.intact for r in rs)
+        intact &= ok
+        table(f"c. sequencer on {name}: {args.writers} writers, group commit, {appends:,} appends per rep",
+              ["measure", "median", "min..max"], [
+                  ["durable appends/s", fmt(median(rates)), spread(rates)],
+                  ["ratio to CPU-only baseline (per rep)", pct(median(ratios)), ""],
+                  ["batches per run", fmt(median([r.batches for r in rs])), spread([r.batches for r in rs])],
+                  ["mean batch size (entries per COMMIT)", fmt(median([r.mean_batch for r in rs]), 2),
+                   spread([r.mean_batch for r in rs])],
+                  ["committer thread busy (share of wall time)", pct(median(busy)), ""],
+                  ["µs per append in append_prepared (under the lock)", fmt(median(per_append), 1),
+                   spread(per_append)],
+                  ["µs per append in savepoints+seal+COMMIT", fmt(median(rest_per_append), 1), ""],
+                  ["ms per batch in savepoints+seal+COMMIT", fmt(median(per_batch_rest), 2), ""],
+                  ["writer latency p50 / p99 (ms, prepare+append+commit)",
+                   f"{percentile(lat, .5) * 1e3:.2f} / {percentile(lat, .99) * 1e3:.2f}", ""],
+                  ["signatures verified outside the lock", pct(sum(r.verified_outside for r in rs)
+                                                               / sum(r.appends for r in rs)), ""],
+                  ["log verifies, entry count as appended", "yes" if ok else "[bold red]NO[/]",
+                   f"{rs[-1].count:,} entries"],
+              ])
+        targets.append([f"{name}: durable appends/s >= {TARGET_RATE:,.0f}", fmt(median(rates)),
+                        verdict(median(rates) >= TARGET_RATE)])
+        targets.append([f"{name}: >= {TARGET_RATIO:.0%} of the CPU-only rate ({fmt(cpu_best)}/s)",
+                        pct(median(ratios)), verdict(median(ratios) >= TARGET_RATIO)])
+        for r in rs:
+            if not r.intact:
+                console.print(f"[bold red]{name}: log check failed[/]: {r.count} entries, expected "
+                              f"{r.expected_size}; {r.verify_msg}; errors {r.errors}")
+        if rs[-1].profile:
+            console.print(f"[bold]cProfile of the committer thread ({name}, last rep)[/]")
+            console.print(rs[-1].profile, markup=False, highlight=False)
+    if targets:
+        table("targets", ["target", "measured", "verdict"], targets)
+    if not intact:
+        console.print("[bold red]A log lost entries or does not verify: these figures are void.[/]")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
