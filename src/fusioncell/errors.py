@@ -6,6 +6,10 @@ RFC 9457 problem details in exactly one handler, the CLI prints the message and 
     │   └── InvalidSubmission   422  a submission the record refuses (bad signature, key, audience, ...)
     ├── Conflict                409  valid, but clashes with what is already recorded
     ├── NotFound                404  missing, or not visible to the caller (the same error for both)
+    ├── Unauthenticated         401  no valid session or token (expired, ended, disabled member)
+    ├── Forbidden               403  authenticated, but the role or scope does not allow the act
+    ├── RateLimited             429  too many attempts; retry later
+    ├── TooLarge                413  the request exceeds the configured size limit
     ├── ConfigError             400  the cell configuration or data directory is wrong
     └── VerificationFailed      the log or a bundle does not verify; names the first bad seq
 """
@@ -45,6 +49,30 @@ class Conflict(FusioncellError):
 class NotFound(FusioncellError):
     code = "not_found"
     status = 404
+
+
+class Unauthenticated(FusioncellError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(FusioncellError):
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(FusioncellError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooLarge(FusioncellError):
+    code = "too_large"
+    status = 413
 
 
 class ConfigError(FusioncellError):

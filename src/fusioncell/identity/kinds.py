@@ -9,8 +9,10 @@ from pydantic import Field
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from fusioncell.identity.models import Cell, Party, SigningKey
+from fusioncell.identity.models import Cell, Member, Party, PartySetting, SigningKey
+from fusioncell.errors import InvalidSubmission
 from fusioncell.record.canonical import b64d
+from fusioncell.record.format import CELL_PARTY
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.registry import GENESIS, KEY_ADDED, KEY_REVOKED
 from fusioncell.record.sequencer import Appended
@@ -53,6 +55,85 @@ class KeyRevokedBody(BodyModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+ROLES = ("liaison", "supervisor", "observer", "admin")
+Role = Literal["liaison", "supervisor", "observer", "admin"]
+_MEMBER = r"^[a-z0-9][a-z0-9._-]{0,30}/[a-z0-9][a-z0-9._-]{0,60}$"
+
+
+class MemberAddedBody(BodyModel):
+    member: str = Field(pattern=_MEMBER)
+    party: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1)
+
+
+class MemberDisabledBody(BodyModel):
+    member: str = Field(pattern=_MEMBER)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PartySettingsBody(BodyModel):
+    party: str = Field(pattern=_ID)
+    totp_required: bool
+
+
+class LoginBody(BodyModel):
+    member: str = Field(max_length=100)
+    method: Literal["password", "password+totp"]
+
+
+class LoginFailedBody(BodyModel):
+    member: str = Field(max_length=100)  # as typed: may name nobody
+    reason: Literal["unknown_member", "bad_password", "bad_totp", "totp_required", "locked", "disabled"]
+
+
+class TokenCreatedBody(BodyModel):
+    member: str = Field(pattern=_MEMBER)
+    token: str = Field(pattern=r"^[0-9a-f]{16}$")
+    scopes: list[Literal["read", "write", "witness"]] = Field(min_length=1)
+    expires: str
+
+
+def _own_party(entry: Appended, party: str, what: str) -> None:
+    if entry.party not in (CELL_PARTY, party):
+        raise InvalidSubmission(f"{entry.party} cannot {what} of {party}", code="not_allowed")
+
+
+def _apply_member_added(session: Session, entry: Appended, body: MemberAddedBody) -> None:
+    _own_party(entry, body.party, "add members")
+    if session.get(Party, body.party) is None:
+        raise InvalidSubmission(f"no party {body.party!r} in this cell", code="bad_body")
+    if session.get(Member, body.member) is not None:
+        raise InvalidSubmission(f"member {body.member} already exists", code="duplicate_member")
+    session.execute(
+        insert(Member),
+        [{"id": body.member, "party": body.party, "name": body.name, "roles": list(body.roles),
+          "added_seq": entry.seq}],
+    )
+
+
+def _apply_member_disabled(session: Session, entry: Appended, body: MemberDisabledBody) -> None:
+    member = session.get(Member, body.member)
+    if member is None:
+        raise InvalidSubmission(f"no member {body.member}", code="unknown_member")
+    _own_party(entry, member.party, "disable members")
+    if member.disabled_seq is not None:
+        raise InvalidSubmission(f"member {body.member} was already disabled", code="already_disabled")
+    session.execute(update(Member).where(Member.id == body.member).values(disabled_seq=entry.seq))
+
+
+def _apply_party_settings(session: Session, entry: Appended, body: PartySettingsBody) -> None:
+    _own_party(entry, body.party, "change the settings")
+    if session.get(Party, body.party) is None:
+        raise InvalidSubmission(f"no party {body.party!r} in this cell", code="bad_body")
+    if session.get(PartySetting, body.party) is None:
+        session.execute(insert(PartySetting), [{"party": body.party, "totp_required": body.totp_required,
+                                                "changed_seq": entry.seq}])
+    else:
+        session.execute(update(PartySetting).where(PartySetting.party == body.party)
+                        .values(totp_required=body.totp_required, changed_seq=entry.seq))
+
+
 def _apply_genesis(session: Session, entry: Appended, body: GenesisBody) -> None:
     public = b64d(body.cell.public_key)
     session.execute(
@@ -91,3 +172,12 @@ def _apply_key_revoked(session: Session, entry: Appended, body: KeyRevokedBody) 
 register(Kind(GENESIS, GenesisBody, _apply_genesis, by_cell=True, by_party=False, full_audience=True))
 register(Kind(KEY_ADDED, KeyAddedBody, _apply_key_added, by_cell=True, by_party=True, full_audience=True))
 register(Kind(KEY_REVOKED, KeyRevokedBody, _apply_key_revoked, by_cell=True, by_party=True, full_audience=True))
+register(Kind("identity.member_added", MemberAddedBody, _apply_member_added, by_cell=True, full_audience=True))
+register(Kind("identity.member_disabled", MemberDisabledBody, _apply_member_disabled, by_cell=True,
+              full_audience=True))
+register(Kind("identity.party_settings", PartySettingsBody, _apply_party_settings, by_cell=True,
+              full_audience=True))
+# Security events: written by the cell, released to the member's party and the supervisor.
+register(Kind("identity.login", LoginBody, by_cell=True, by_party=False))
+register(Kind("identity.login_failed", LoginFailedBody, by_cell=True, by_party=False))
+register(Kind("identity.token_created", TokenCreatedBody, by_cell=True, by_party=False))
