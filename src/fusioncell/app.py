@@ -1,74 +1,130 @@
-"""The HTTP application. This issue serves the public parts of the record: the signed tree head and
-consistency proofs (no content), and a status page. Authenticated routes come with identity."""
+"""The HTTP application: the API under /api/v1 and (later) the web pages, over the same services."""
 
 from __future__ import annotations
 
 import html
+from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fusioncell.cell import CellHandle
-from fusioncell.errors import FusioncellError, InvalidInput, NotFound
-from fusioncell.identity.models import Cell, Party
-from fusioncell.record.format import tree_head
-from fusioncell.record.models import Cosignature, TreeHead
+from fusioncell.deps import AppState, Settings
+from fusioncell.errors import FusioncellError
+from fusioncell.record import service as record_service
+from fusioncell.record.commit import GroupCommitter
+from fusioncell.record.stream import Broadcaster
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
-def create_app(cell: CellHandle) -> FastAPI:
-    app = FastAPI(title="fusioncell", openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    """RFC 9457 problem details with our stable code."""
+    body = {"type": f"urn:fusioncell:problem:{code}", "title": code.replace("_", " "), "status": status,
+            "detail": detail, "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+class SizeLimit:
+    """Refuse request bodies over the configured size before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _Oversize
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _Oversize:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, "too_large", f"request body over the limit of {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _Oversize(Exception):
+    pass
+
+
+def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    broadcaster = Broadcaster()
+    committer = GroupCommitter(cell.db, cell.log)
+    cell.log.listeners.append(broadcaster)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # noqa: ANN202
+        yield
+        committer.close()
+
+    app = FastAPI(title="fusioncell", version="1", openapi_url="/api/v1/openapi.json", docs_url=None,
+                  redoc_url=None, lifespan=lifespan)
+    app.state.fc = AppState(cell, committer, broadcaster, settings)
 
     @app.exception_handler(FusioncellError)
-    async def _problem(_request: Request, exc: FusioncellError) -> JSONResponse:
-        return JSONResponse(
-            {"type": f"urn:fusioncell:error:{exc.code}", "title": exc.code.replace("_", " "), "status": exc.status,
-             "detail": exc.message, "code": exc.code},
-            status_code=exc.status, media_type="application/problem+json",
-        )
+    async def _fusioncell_error(_request: Request, exc: FusioncellError) -> JSONResponse:
+        response = problem(exc.status, exc.code, exc.message)
+        if hasattr(exc, "retry_after"):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
-    def latest_head(session) -> tuple[Cell, TreeHead]:  # noqa: ANN001
-        head = session.execute(select(TreeHead).order_by(TreeHead.size.desc()).limit(1)).scalar_one_or_none()
-        if head is None:
-            raise NotFound("no signed tree head yet")
-        return session.execute(select(Cell)).scalar_one(), head
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in err["loc"][1:]) or "body", "message": err["msg"]}
+                  for err in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, "invalid_request", detail, errors=errors)
 
-    @app.get("/api/v1/tree")
-    def get_tree() -> dict:
-        with cell.db.read() as session:
-            row, head = latest_head(session)
-            cosigs = [{"party": c.party, "key": c.key_id, "sig": c.sig} for c in
-                      session.execute(select(Cosignature).where(Cosignature.size == head.size)).scalars()]
-            signed = tree_head(cell=row.id, size=head.size, root_hex=head.root.hex(), time=head.signed_at)
-            return {"tree_head": signed, "sig": head.sig, "cosignatures": cosigs}
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
 
-    @app.get("/api/v1/tree/consistency")
-    def get_consistency(first: int = Query(ge=1), second: int = Query(ge=1)) -> dict:
-        with cell.db.read() as session:
-            tree = cell.log.tree(session)
-            if first > second or second > tree.size:
-                raise InvalidInput(f"need 1 <= first <= second <= {tree.size}, got first={first} second={second}")
-            return {"first": first, "second": second,
-                    "proof": [h.hex() for h in tree.consistency_proof(first, second)]}
+    from fusioncell.identity.routes import router as identity_router
+    from fusioncell.record.routes import router as record_router
 
-    @app.get("/", response_class=HTMLResponse)
+    app.include_router(identity_router)
+    app.include_router(record_router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
-        with cell.db.read() as session:
-            row, head = latest_head(session)
-            parties = session.execute(select(Party).order_by(Party.id)).scalars().all()
-        items = "".join(f"<li>{html.escape(p.id)} — {html.escape(p.names.get('en', ''))} ({p.role})</li>"
-                        for p in parties)
-        return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(row.name)}</title>"
-                f"</head><body><h1>{html.escape(row.name)}</h1><ul>{items}</ul>"
-                f"<p>Record: {head.size} entries, root <code>{head.root.hex()}</code>, signed {head.signed_at}.</p>"
+        head = app.state.fc.read(record_service.latest_head)["tree_head"]
+        return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>fusioncell</title></head><body>"
+                f"<h1>fusioncell — {html.escape(head['cell'])}</h1><p>Record: {head['size']} entries, root "
+                f"<code>{head['root']}</code>, signed {head['time']}.</p><p>API: <code>/api/v1</code>.</p>"
                 "</body></html>")
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):  # noqa: ANN001, ANN202
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; style-src 'self'"
+        response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
         return response
 
+    app.add_middleware(SizeLimit, limit=settings.max_request_bytes)
     return app

@@ -11,6 +11,7 @@ from fusioncell.clock import Clock, SystemClock
 from fusioncell.config import CellConfig, DataPaths
 from fusioncell.db import Database, sqlite_url
 from fusioncell.errors import ConfigError
+from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.record import signing
 from fusioncell.record.sequencer import Log
 
@@ -20,6 +21,14 @@ class CellHandle:
     paths: DataPaths
     db: Database
     log: Log
+    _kek: KeyEncryptionKey | None = None
+
+    @property
+    def kek(self) -> KeyEncryptionKey:
+        """The key-encryption key for custodial keys and TOTP secrets (DATA/kek.key, 0600)."""
+        if self._kek is None:
+            self._kek = KeyEncryptionKey.load_or_create(self.paths.kek)
+        return self._kek
 
     def close(self) -> None:
         self.db.dispose()

@@ -74,3 +74,4 @@ class DataPaths:
         self.cell_key = root / "cell.key"
         self.database = root / "fusioncell.db"
         self.db_url_file = root / "database.url"
+        self.kek = root / "kek.key"

@@ -97,7 +97,7 @@ class GroupCommitter:
                         log.rewind(mark if mark is not None else start)
                         del session.info.setdefault("appended", [])[appended:]
                         outcomes.append((future, False, exc))
-                log.seal(session)
+                head = log.seal(session)
         except Exception as exc:  # the commit itself failed: nothing in the batch is durable
             log.rewind(start)
             session.close()
@@ -112,4 +112,4 @@ class GroupCommitter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        log.publish(appended_entries)
+        log.publish(appended_entries, head)

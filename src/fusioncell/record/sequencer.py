@@ -84,7 +84,7 @@ class Log:
         self.clock = clock
         self.cell_id = cell_id
         self.cell_key = cell_key
-        self.listeners: list[Callable[[list[Appended]], None]] = []
+        self.listeners: list[Callable[[list[Appended], dict[str, Any] | None], None]] = []
         self._tree: MerkleTree | None = None
         self._registry: Registry | None = None
         self._last_time = ""
@@ -314,17 +314,17 @@ class Log:
         try:
             with session.begin():
                 yield session
-                self.seal(session)
+                head = self.seal(session)
         except BaseException:
             self.rewind(session.info.get("log_mark"))
             session.close()
             raise
         appended = session.info.pop("appended", [])
         session.close()
-        self.publish(appended)
+        self.publish(appended, head)
 
-    def publish(self, appended: list[Appended]) -> None:
+    def publish(self, appended: list[Appended], head: dict[str, Any] | None) -> None:
         """Tell listeners (streams, deadline engine) about committed entries; never before the commit."""
         if appended:
             for listener in self.listeners:
-                listener(appended)
+                listener(appended, head)

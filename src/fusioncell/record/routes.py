@@ -1,0 +1,124 @@
+"""HTTP routes of the record. Thin: parse, call one service function, return."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from fusioncell.deps import AppState, state, viewer, websocket_viewer
+from fusioncell.errors import FusioncellError
+from fusioncell.identity.service import Viewer
+from fusioncell.record import service
+from fusioncell.record.export import export_to_file
+from fusioncell.schemas import CosignatureCreate, Page, RecordAccepted, RecordCreate
+
+router = APIRouter(prefix="/api/v1", tags=["record"])
+Fc = Annotated[AppState, Depends(state)]
+Who = Annotated[Viewer, Depends(viewer)]
+STREAM_PAGE = 500
+
+
+@router.get("/records", response_model=Page[dict[str, Any]])
+def list_records(fc: Fc, who: Who, after: int = Query(-1, ge=-1), limit: int = Query(100, ge=1, le=1000)):
+    items = fc.read(lambda s: service.list_records(s, viewer=who, after=after, limit=limit))
+    return {"items": items, "next_after": items[-1]["seq"] if len(items) == limit else None}
+
+
+@router.get("/records/{seq}")
+def get_record(fc: Fc, who: Who, seq: int) -> dict[str, Any]:
+    return fc.read(lambda s: service.get_record(s, viewer=who, seq=seq))
+
+
+@router.post("/records", status_code=201, response_model=RecordAccepted)
+async def post_record(fc: Fc, who: Who, record: RecordCreate):
+    """Append a submission signed on the member's own device; the server verifies, never signs."""
+    service.check_submitter(viewer=who, submission=record.submission)
+    log = fc.cell.log
+    prepared = await run_in_threadpool(log.prepare, submission=record.submission, sig=record.sig, body=record.body)
+    entry = await fc.awrite(lambda s: log.append_prepared(s, prepared))
+    return {"seq": entry.seq, "leaf_hash": entry.leaf_hash.hex(), "time": entry.time}
+
+
+@router.get("/records/{seq}/proof")
+def get_proof(fc: Fc, who: Who, seq: int, size: int | None = Query(None, ge=1)) -> dict[str, Any]:
+    return fc.read(lambda s: service.inclusion(s, log=fc.cell.log, viewer=who, seq=seq, size=size))
+
+
+@router.get("/tree")
+def get_tree(fc: Fc, who: Who) -> dict[str, Any]:
+    return fc.read(service.latest_head)
+
+
+@router.get("/tree/consistency")
+def get_consistency(fc: Fc, who: Who, first: int = Query(ge=1), second: int = Query(ge=1)) -> dict[str, Any]:
+    return fc.read(lambda s: service.consistency(s, log=fc.cell.log, first=first, second=second))
+
+
+@router.post("/tree/cosignatures", status_code=201)
+def post_cosignature(fc: Fc, who: Who, cosig: CosignatureCreate) -> dict[str, Any]:
+    return fc.write(lambda s: service.add_cosignature(s, viewer=who, size=cosig.size, key_id=cosig.key,
+                                                       sig=cosig.sig))
+
+
+@router.get("/export")
+def get_export(fc: Fc, who: Who) -> FileResponse:
+    """The caller's party's bundle (DESIGN.md §2), to verify offline with `fusioncell verify`."""
+    handle = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
+    handle.close()
+    path = Path(handle.name)
+    fc.read(lambda s: export_to_file(s, party=who.party, path=path))
+    return FileResponse(path, media_type="application/jsonl", filename=f"fusioncell-{who.party}.jsonl",
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.websocket("/stream")
+async def stream(ws: WebSocket, after: int = -1) -> None:
+    """Every entry visible to the member as it is committed, from seq after+1 on, then tree heads. Resume
+    with ?after=<last seq received>: no gap, no duplicate."""
+    fc: AppState = ws.app.state.fc
+    try:
+        who = await run_in_threadpool(websocket_viewer, ws)
+    except FusioncellError as exc:
+        await ws.close(code=4401 if exc.status == 401 else 4403, reason=exc.message[:120])
+        return
+    await ws.accept()
+    # Subscribe before reading the backlog, so nothing committed in between is missed.
+    sub = fc.broadcaster.subscribe()
+    last = max(after, -1)
+
+    async def catch_up(until: int | None) -> None:
+        nonlocal last
+        while until is None or last < until:
+            limit = STREAM_PAGE if until is None else min(STREAM_PAGE, until - last)
+            page = await run_in_threadpool(
+                fc.read, lambda s: service.list_records(s, viewer=who, after=last, limit=limit))
+            for item in page:
+                await ws.send_json({"type": "entry", **item})
+                last = item["seq"]
+            if len(page) < limit:
+                return
+
+    try:
+        await catch_up(None)
+        while True:
+            appended, head = await sub.queue.get()
+            for entry in appended:
+                if entry.seq <= last:
+                    continue
+                if entry.seq > last + 1:  # appended by another worker: read what lies between
+                    await catch_up(entry.seq - 1)
+                await ws.send_json({"type": "entry", **service.view_of(entry, who.party)})
+                last = entry.seq
+            if head is not None:
+                await ws.send_json({"type": "tree_head", **head})
+    except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
+        pass
+    finally:
+        fc.broadcaster.unsubscribe(sub)
