@@ -19,7 +19,9 @@ from fusioncell.errors import FusioncellError, VerificationFailed
 app = typer.Typer(help="fusioncell: the joint coordination cell on a signed, append-only record.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 key_app = typer.Typer(help="Enrol, list and revoke signing keys.", no_args_is_help=True)
+member_app = typer.Typer(help="Add, list and disable members; issue their API tokens.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+app.add_typer(member_app, name="member")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -255,6 +257,139 @@ def key_list(dir: DirOption = None, db: DbOption = None) -> None:
                               "" if k.revoked_seq is None else str(k.revoked_seq))
         cell.close()
     out.print(table)
+
+
+@member_app.command("add")
+def member_add(
+    member: Annotated[str, typer.Argument(help="Member id, e.g. sy/liaison-1 (party prefix, lower case).")],
+    party: Annotated[str, typer.Option(help="Party the member belongs to.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    role: Annotated[list[str], typer.Option(help="liaison, supervisor, observer or admin; repeat for several.")],
+    password: Annotated[Optional[str], typer.Option(help="Web password (asked for when omitted).",
+                                                    envvar="FUSIONCELL_PASSWORD")] = None,
+    no_password: Annotated[bool, typer.Option("--no-password", help="A device-only member.")] = False,
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Add a member (an identity.member_added entry); with a password, a cell-held key for the web."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+
+    bad = [r for r in role if r not in ("liaison", "supervisor", "observer", "admin")]
+    if bad:
+        fail(f"unknown role {bad[0]!r}; roles are liaison, supervisor, observer, admin")
+    if not no_password and password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db)
+        with cell.log.transaction(cell.db) as session:
+            identity_service.add_member(session, log=cell.log, kek=cell.kek, actor=None, member_id=member,
+                                        party=party, name=name, roles=role,
+                                        password=None if no_password else password)
+        cell.close()
+    out.print(f"added {member} ({party}, {', '.join(role)})")
+
+
+@member_app.command("list")
+def member_list(dir: DirOption = None, db: DbOption = None) -> None:
+    """List members."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+        table = Table("member", "party", "name", "roles", "state")
+        with cell.db.read() as session:
+            for m in identity_service.list_members(session):
+                table.add_row(m.id, m.party, m.name, ", ".join(m.roles),
+                              "active" if m.disabled_seq is None else f"disabled at seq {m.disabled_seq}")
+        cell.close()
+    out.print(table)
+
+
+@member_app.command("disable")
+def member_disable(
+    member: Annotated[str, typer.Argument(help="Member id.")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the entry.")],
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Disable a member: sessions end, tokens and keys stop working at once."""
+    from fusioncell.cell import open_cell
+    from fusioncell.identity import service as identity_service
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db)
+        with cell.log.transaction(cell.db) as session:
+            identity_service.disable_member(session, log=cell.log, kek=cell.kek, actor=None, member_id=member,
+                                            reason=reason)
+        cell.close()
+    out.print(f"disabled {member}")
+
+
+@member_app.command("token")
+def member_token(
+    member: Annotated[str, typer.Argument(help="Member id.")],
+    scope: Annotated[list[str], typer.Option(help="read, write or witness; repeat for several.")],
+    days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
+    dir: DirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Issue an API token for a member's program (e.g. the party's witness); printed once."""
+    from fusioncell.cell import open_cell
+    from fusioncell.errors import NotFound
+    from fusioncell.identity import service as identity_service
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db)
+        with cell.log.transaction(cell.db) as session:
+            row = identity_service.get_member(session, member)
+            if row is None or row.disabled_seq is not None:
+                raise NotFound(f"no active member {member}")
+            who = identity_service.Viewer(row.id, row.party, tuple(row.roles), "cli")
+            token = identity_service.create_token(session, log=cell.log, viewer=who, scopes=scope, days=days)
+        cell.close()
+    out.print(token)
+
+
+@app.command()
+def witness(
+    url: Annotated[str, typer.Option(help="The cell's address, e.g. http://127.0.0.1:8470.")],
+    token: Annotated[str, typer.Option(help="API token with witness scope.", envvar="FUSIONCELL_TOKEN")],
+    party: Annotated[str, typer.Option(help="The party this witness speaks for.")],
+    key: Annotated[Path, typer.Option(help="The party's witness key file (enrolled with --purpose witness).")],
+    state: Annotated[Path, typer.Option(help="Where the witness keeps the last head it saw.")] = Path(
+        "witness-state.json"),
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+) -> None:
+    """Run a party's witness: check every new tree head against the last, countersign, alarm on a fork."""
+    import time
+
+    from fusioncell.client import Client
+    from fusioncell.record import signing
+    from fusioncell.witness import Witness, WitnessAlarm
+
+    with errors():
+        witness_key = signing.load_key(key)
+    watcher = Witness(Client(url, token=token), party=party, key=witness_key, state_path=state)
+    while True:
+        try:
+            head = watcher.check_once()
+            out.print(f"ok: countersigned tree head size {head['size']} root {head['root']}")
+        except WitnessAlarm as exc:
+            fail(exc.message, 3)
+        except FusioncellError as exc:
+            console.print(f"[yellow]warning:[/] {exc.message}")
+            if once:
+                raise typer.Exit(1) from None
+        except OSError as exc:
+            console.print(f"[yellow]warning:[/] cannot reach {url}: {exc}")
+            if once:
+                raise typer.Exit(1) from None
+        if once:
+            return
+        time.sleep(interval)
 
 
 @app.command()

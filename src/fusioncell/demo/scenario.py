@@ -6,15 +6,27 @@ from fusioncell.cell import CellHandle
 from fusioncell.identity import service as identity_service
 from fusioncell.record import signing
 
-MEMBERS = [("IL", "il/liaison-1"), ("SY", "sy/liaison-1"), ("US", "us/supervisor-1")]
+# Demo logins (password = member id + "-demo-pass"); never use such passwords outside the demo.
+MEMBERS = [
+    ("IL", "il/liaison-1", "Noa Levi", ["liaison"]),
+    ("IL", "il/admin", "Avi Cohen", ["admin", "liaison"]),
+    ("SY", "sy/liaison-1", "Rami Haddad", ["liaison"]),
+    ("SY", "sy/admin", "Lina Khoury", ["admin", "liaison"]),
+    ("US", "us/supervisor-1", "Sam Carter", ["supervisor", "admin"]),
+    ("US", "us/observer-1", "Dana Brooks", ["observer"]),
+]
+
+
+def demo_password(member: str) -> str:
+    return f"{member}-demo-pass"
 
 
 def play(cell: CellHandle) -> None:
     log = cell.log
     with log.transaction(cell.db) as session:
-        for party, holder in MEMBERS:
-            identity_service.enrol_key(session, log=log, party=party, holder=holder,
-                                       public_key=signing.public_bytes(signing.generate()), custody="cell")
+        for party, member, name, roles in MEMBERS:
+            identity_service.add_member(session, log=log, kek=cell.kek, actor=None, member_id=member, party=party,
+                                        name=name, roles=roles, password=demo_password(member))
     # A rotation: a device key replaced by a new one, the old one revoked.
     old_public = signing.public_bytes(signing.generate())
     with log.transaction(cell.db) as session:
