@@ -104,3 +104,62 @@ def us_supervisor(cell):
     from tests.factories.record import persona
 
     return persona(cell, "US", "us/supervisor-1")
+
+
+_HASHES: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _reuse_password_hashes(monkeypatch):
+    """argon2id costs ~60 ms by design; the same persona passwords are hashed once per run, not per test."""
+    from fusioncell.identity import auth
+    from fusioncell.identity import service as identity_service
+
+    def cached(password: str) -> str:
+        if password not in _HASHES:
+            _HASHES[password] = auth.hash_password(password)
+        return _HASHES[password]
+
+    monkeypatch.setattr(identity_service, "hash_password", cached)
+
+
+@pytest.fixture
+def api(cell):
+    """The HTTP application on the test cell, with the named personas able to log in."""
+    from starlette.testclient import TestClient
+
+    from fusioncell.app import create_app
+    from tests.factories.identity import add_personas
+
+    add_personas(cell)
+    app = create_app(cell)
+    with TestClient(app) as client:
+        client.cell = cell
+        yield client
+
+
+@pytest.fixture
+def live_server(cell):
+    """The application served by uvicorn on a free loopback port, for real HTTP and WebSocket clients."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from fusioncell.app import create_app
+    from tests.factories.identity import add_personas
+
+    add_personas(cell)
+    server = uvicorn.Server(uvicorn.Config(create_app(cell), host="127.0.0.1", port=0, log_level="warning",
+                                           ws="websockets-sansio"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    server.url = f"http://127.0.0.1:{port}"
+    server.cell = cell
+    yield server
+    server.should_exit = True
+    thread.join(10)

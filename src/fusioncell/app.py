@@ -93,8 +93,13 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in err["loc"][1:]) or "body", "message": err["msg"]}
-                  for err in exc.errors()]
+        errors = []
+        for err in exc.errors():
+            if err["type"] == "json_invalid":
+                errors.append({"field": "body", "message": f"body is not valid JSON ({err['ctx'].get('error', '')})"})
+            else:
+                field = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
+                errors.append({"field": field, "message": err["msg"]})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(422, "invalid_request", detail, errors=errors)
 

@@ -1,0 +1,212 @@
+"""The record over HTTP: device-signed submissions, the one door for reads (no leaks to any persona),
+proofs, the live stream with resume, and the witness catching a rewritten history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, update
+
+from fusioncell.client import ApiError, Client
+from fusioncell.record import signing
+from fusioncell.record.canonical import canonical
+from fusioncell.record.format import make_entry
+from fusioncell.record.merkle import leaf_hash
+from fusioncell.record.models import Entry
+from fusioncell.record.verify import DatabaseSource, verify_source
+from fusioncell.witness import Witness, WitnessAlarm
+from tests.factories.identity import PERSONAS, device_member, password_of, token_for
+from tests.factories.record import NOTE  # noqa: F401  registers test.note
+
+SECRETS = {"IL": "IL-ONLY-7f3a", "SY": "SY-ONLY-91bc"}
+
+
+def client_for(api, member, scopes=("read", "write")):
+    token = token_for(api.cell, member, list(scopes))
+    return Client("http://testserver", token=token, http=_with_token(api, token))
+
+
+def _with_token(api, token):
+    from starlette.testclient import TestClient
+
+    client = TestClient(api.app)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+@pytest.fixture
+def devices(api):
+    return {
+        "IL": device_member(api.cell, "il/device-1", "IL", ["liaison"]),
+        "SY": device_member(api.cell, "sy/device-1", "SY", ["liaison"]),
+    }
+
+
+def test_device_signed_submission_is_appended_and_provable(api, devices):
+    client = client_for(api, "il/device-1")
+    accepted = client.submit(devices["IL"], kind="test.note", body={"text": "patrol 0600Z"}, audience=["IL", "SY", "US"])
+    assert client.record(accepted["seq"])["body"] == {"text": "patrol 0600Z"}
+    assert client.verify_entry(accepted["seq"])
+
+
+def test_submissions_of_others_and_bad_signatures_are_refused(api, devices):
+    client = client_for(api, "sy/device-1")
+    with pytest.raises(ApiError) as info:  # SY's program posting IL's signed submission
+        client.submit(devices["IL"], kind="test.note", body={"text": "x"}, audience=["IL", "SY", "US"])
+    assert info.value.status == 403
+    submission, sig = devices["SY"].submit(kind="test.note", body={"text": "x"}, audience=["IL", "SY", "US"],
+                                           created="2026-11-22T10:00:00.000Z")
+    forged = sig[:-2] + ("AA" if not sig.endswith("AA") else "BA")
+    with pytest.raises(ApiError) as info:
+        client._call("POST", "/records", json={"submission": submission, "sig": forged, "body": {"text": "x"}})
+    assert info.value.code == "bad_signature" and info.value.status == 422
+
+
+def test_observer_cannot_write(api):
+    observer = device_member(api.cell, "us/observer-2", "US", ["observer"])
+    client = client_for(api, "us/observer-2")
+    with pytest.raises(ApiError) as info:
+        client.submit(observer, kind="test.note", body={"text": "x"}, audience=["IL", "SY", "US"])
+    assert info.value.status == 403
+
+
+@pytest.fixture
+def restricted(api, devices):
+    """One entry released only to IL and the supervisor, one only to SY and the supervisor."""
+    seqs = {}
+    for party, signer in devices.items():
+        client = client_for(api, signer.author)
+        seqs[party] = client.submit(signer, kind="test.note", body={"text": SECRETS[party]},
+                                    audience=sorted({party, "US"}))["seq"]
+    return seqs
+
+
+def read_everything(api, member):
+    """Every read route, as this member, concatenated."""
+    client = client_for(api, member, ("read",))
+    parts = [json.dumps(list(client.iter_records()))]
+    tree = client.tree()
+    size = tree["tree_head"]["size"]
+    parts.append(json.dumps(tree))
+    for seq in range(size):
+        parts.append(json.dumps(client.record(seq)))
+        parts.append(json.dumps(client.proof(seq)))
+    parts.append(json.dumps(client._call("GET", "/tree/consistency", params={"first": 1, "second": size})))
+    parts.append(json.dumps(client._call("GET", "/members")))
+    response = client.http.get("/api/v1/export")
+    parts.append(response.text)
+    with client.http.websocket_connect("/api/v1/stream?after=-1") as ws:
+        parts.extend(json.dumps(ws.receive_json()) for _ in range(size))
+    return "\n".join(parts), client
+
+
+@pytest.mark.parametrize("persona", sorted(PERSONAS))
+def test_no_read_route_leaks_another_partys_restricted_entry(api, restricted, persona):
+    member, party, _roles = PERSONAS[persona]
+    text, client = read_everything(api, member)
+    for owner, secret in SECRETS.items():
+        released = party in (owner, "US")
+        assert (secret in text) == released, f"{persona} {'missed' if released else 'saw'} {owner}'s entry"
+    for owner, seq in restricted.items():
+        item = client.record(seq)
+        if party in (owner, "US"):
+            assert item["body"] == {"text": SECRETS[owner]}
+        else:
+            # Exactly what a non-member may know: the seq and the leaf hash; no kind, author, time or size.
+            assert set(item) == {"seq", "leaf_hash"}
+            assert client.verify_entry(seq)
+    # Nothing to tell a restricted entry from any other by the errors: past the end is 404 for everyone.
+    with pytest.raises(ApiError) as info:
+        client.record(10_000)
+    assert info.value.status == 404
+
+
+def test_export_over_the_api_verifies_offline(api, restricted, tmp_path):
+    client = client_for(api, "il/liaison-1", ("read",))
+    path = client.export(tmp_path / "il.jsonl")
+    from fusioncell.record.verify import BundleSource
+
+    report = verify_source(BundleSource(path), workers=1)
+    with api.cell.db.read() as session:
+        not_for_il = [a for a in session.execute(select(Entry.audience)).scalars() if "IL" not in a.split()]
+    assert report.redacted == len(not_for_il) >= 2  # SY's note and SY's token creation
+    assert SECRETS["SY"] not in path.read_text()
+
+
+def test_stream_delivers_live_and_resumes_without_gap_or_duplicate(api, devices):
+    sy = client_for(api, "sy/device-1")
+    il_reader = client_for(api, "il/liaison-1", ("read",))
+    with il_reader.http.websocket_connect("/api/v1/stream?after=-1") as ws:
+        backlog = []
+        size = il_reader.tree()["tree_head"]["size"]
+        while len(backlog) < size:
+            backlog.append(ws.receive_json())
+        assert [m["seq"] for m in backlog] == list(range(size))
+        sy.submit(devices["SY"], kind="test.note", body={"text": "live"}, audience=["IL", "SY", "US"])
+        live = ws.receive_json()
+        assert live["type"] == "entry" and live["body"] == {"text": "live"}
+        head = ws.receive_json()
+        assert head["type"] == "tree_head" and head["tree_head"]["size"] == live["seq"] + 1
+        last = live["seq"]
+    # Disconnected: two more entries are appended, one not released to IL.
+    sy.submit(devices["SY"], kind="test.note", body={"text": "missed 1"}, audience=["IL", "SY", "US"])
+    sy.submit(devices["SY"], kind="test.note", body={"text": SECRETS["SY"]}, audience=["SY", "US"])
+    with il_reader.http.websocket_connect(f"/api/v1/stream?after={last}") as ws:
+        resumed = [ws.receive_json(), ws.receive_json()]
+    assert [m["seq"] for m in resumed] == [last + 1, last + 2]
+    assert resumed[0]["body"] == {"text": "missed 1"} and set(resumed[1]) == {"type", "seq", "leaf_hash"}
+
+
+def test_stream_refuses_the_unauthenticated(api):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as info:
+        with api.websocket_connect("/api/v1/stream") as ws:
+            ws.receive_json()
+    assert info.value.code == 4401
+
+
+def witness_for(api, tmp_path, party="IL"):
+    member = f"{party.lower()}/witness"
+    signer = device_member(api.cell, member, party, ["observer"], purpose="witness")
+    client = client_for(api, member, ("read", "witness"))
+    return Witness(client, party=party, key=signer.key, state_path=tmp_path / f"{party}-witness.json")
+
+
+def test_witness_countersigns_consistent_heads(api, devices, tmp_path):
+    witness = witness_for(api, tmp_path)
+    first = witness.check_once()
+    client_for(api, "sy/device-1").submit(devices["SY"], kind="test.note", body={"text": "x"},
+                                          audience=["IL", "SY", "US"])
+    reader = client_for(api, "il/liaison-1", ("read",))  # its token creation is an entry: make it first
+    second = witness.check_once()
+    assert second["size"] > first["size"]
+    tree = reader.tree()
+    assert [c["party"] for c in tree["cosignatures"]] == ["IL"]
+    report = verify_source(DatabaseSource(api.cell.db.url), workers=1)
+    assert report.cosignatures == 2
+
+
+def test_witness_raises_the_alarm_when_history_is_rewritten(api, devices, tmp_path):
+    client_for(api, "sy/device-1").submit(devices["SY"], kind="test.note", body={"text": "we withdrew at 0600"},
+                                          audience=["IL", "SY", "US"])
+    witness = witness_for(api, tmp_path)
+    seen = witness.check_once()
+    # The operator rewrites entry 3's time and signs new heads with the cell key: a fork.
+    cell = api.cell
+    with cell.db.write() as session:
+        row = session.get(Entry, 3)
+        entry = json.loads(row.leaf)
+        forged = canonical(make_entry(seq=3, time="2026-11-22T09:00:00.000Z", submission=entry["submission"],
+                                      sig=entry["sig"]))
+        session.execute(update(Entry).where(Entry.seq == 3).values(leaf=forged, leaf_hash=leaf_hash(forged)))
+    cell.log.forget()
+    client_for(api, "sy/device-1").submit(devices["SY"], kind="test.note", body={"text": "after the fork"},
+                                          audience=["IL", "SY", "US"])
+    with pytest.raises(WitnessAlarm) as info:
+        witness.check_once()
+    message = info.value.message
+    assert "rewritten" in message and f"size {seen['size']}, root {seen['root']}" in message
+    # The witness keeps the head it trusted, so it keeps alarming.
+    assert json.loads((tmp_path / "IL-witness.json").read_text())["head"] == seen
