@@ -151,7 +151,7 @@ def live_server(cell):
 
     add_personas(cell)
     server = uvicorn.Server(uvicorn.Config(create_app(cell), host="127.0.0.1", port=0, log_level="warning",
-                                           ws="websockets-sansio"))
+                                           ws="websockets-sansio", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -92,6 +92,7 @@ async def stream(ws: WebSocket, after: int = -1) -> None:
     # Subscribe before reading the backlog, so nothing committed in between is missed.
     sub = fc.broadcaster.subscribe()
     last = max(after, -1)
+    closed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def catch_up(until: int | None) -> None:
         nonlocal last
@@ -105,10 +106,17 @@ async def stream(ws: WebSocket, after: int = -1) -> None:
             if len(page) < limit:
                 return
 
+    # A client that goes away is noticed at once, not at the next entry.
+    closed = asyncio.ensure_future(ws.receive())
     try:
         await catch_up(None)
         while True:
-            appended, head = await sub.queue.get()
+            waiting = asyncio.ensure_future(sub.queue.get())
+            done, _ = await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:
+                waiting.cancel()
+                return
+            appended, head = waiting.result()
             for entry in appended:
                 if entry.seq <= last:
                     continue
@@ -121,4 +129,5 @@ async def stream(ws: WebSocket, after: int = -1) -> None:
     except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
         pass
     finally:
+        closed.cancel()
         fc.broadcaster.unsubscribe(sub)

@@ -1,0 +1,76 @@
+"""Against a real server on loopback: the Python client's WebSocket stream, and the witness command."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import closing
+
+from typer.testing import CliRunner
+
+from fusioncell.cli.main import app
+from fusioncell.client import Client
+from fusioncell.record import signing
+from tests.factories.identity import device_member, token_for
+from tests.factories.record import NOTE  # noqa: F401  registers test.note
+
+
+def test_client_follows_the_stream_over_a_real_websocket(live_server):
+    cell = live_server.cell
+    signer = device_member(cell, "sy/device-1", "SY", ["liaison"])
+    writer = Client(live_server.url, token=token_for(cell, "sy/device-1", ["read", "write"]))
+    reader = Client(live_server.url, token=token_for(cell, "il/liaison-1", ["read"]))
+    start = reader.tree()["tree_head"]["size"] - 1
+    received = []
+    ready = threading.Event()
+
+    def follow():
+        with closing(reader.stream(after=start, timeout=10)) as messages:
+            for message in messages:
+                ready.set()
+                if message["type"] == "entry":
+                    received.append(message)
+                    if len(received) == 3:
+                        return
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    for i in range(3):
+        writer.submit(signer, kind="test.note", body={"text": f"m{i}"}, audience=["IL", "SY", "US"])
+    follower.join(15)
+    assert [m["body"]["text"] for m in received] == ["m0", "m1", "m2"]
+    assert [m["seq"] for m in received] == list(range(start + 1, start + 4))
+
+
+def test_witness_command_countersigns_then_alarms_on_a_fork(live_server, tmp_path):
+    import json
+
+    from sqlalchemy import update
+
+    from fusioncell.identity import service as identity_service
+    from fusioncell.record.canonical import canonical
+    from fusioncell.record.format import make_entry
+    from fusioncell.record.merkle import leaf_hash
+    from fusioncell.record.models import Entry
+
+    cell = live_server.cell
+    key_file = tmp_path / "il-witness.key"
+    key = signing.generate()
+    signing.save_key(key, key_file)
+    with cell.log.transaction(cell.db) as session:
+        identity_service.enrol_key(session, log=cell.log, party="IL", holder="il/admin",
+                                   public_key=signing.public_bytes(key), custody="device", purpose="witness")
+    token = token_for(cell, "il/admin", ["read", "witness"])
+    args = ["witness", "--url", live_server.url, "--token", token, "--party", "IL", "--key", str(key_file),
+            "--state", str(tmp_path / "state.json"), "--once"]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "countersigned" in result.output, result.output
+    with cell.db.write() as session:
+        entry = json.loads(session.get(Entry, 2).leaf)
+        forged = canonical(make_entry(seq=2, time=entry["time"][:-4] + "999Z", submission=entry["submission"],
+                                      sig=entry["sig"]))
+        session.execute(update(Entry).where(Entry.seq == 2).values(leaf=forged, leaf_hash=leaf_hash(forged)))
+    cell.log.forget()
+    token_for(cell, "il/liaison-1", ["read"])  # any new entry: the cell signs a head over the forked tree
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3 and "ALARM" in result.output and "rewritten" in result.output
