@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from contextlib import closing
 
+import pytest
 from typer.testing import CliRunner
 
 from fusioncell.cli.main import app
@@ -74,3 +75,35 @@ def test_witness_command_countersigns_then_alarms_on_a_fork(live_server, tmp_pat
     token_for(cell, "il/liaison-1", ["read"])  # any new entry: the cell signs a head over the forked tree
     result = runner.invoke(app, args)
     assert result.exit_code == 3 and "ALARM" in result.output and "rewritten" in result.output
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_share_the_stream(pg_schema_url, tmp_path):
+    """A program posts to worker A; a member following worker B's stream receives it (LISTEN/NOTIFY)."""
+    from starlette.testclient import TestClient
+
+    from fusioncell.app import create_app
+    from fusioncell.cell import init_cell, open_cell
+    from fusioncell.config import DEMO_CONFIG, load_config
+    from tests.factories.identity import add_personas
+
+    cell = init_cell(tmp_path / "data", config=load_config(DEMO_CONFIG), config_path=DEMO_CONFIG,
+                     db_url=pg_schema_url)
+    add_personas(cell)
+    signer = device_member(cell, "sy/device-1", "SY", ["liaison"])
+    write_token = token_for(cell, "sy/device-1", ["read", "write"])
+    read_token = token_for(cell, "il/liaison-1", ["read"])
+    other = open_cell(cell.paths.root, db_url=pg_schema_url)
+    with TestClient(create_app(cell)) as worker_a, TestClient(create_app(other)) as worker_b:
+        size = worker_b.get("/api/v1/tree", headers={"Authorization": f"Bearer {read_token}"}).json()
+        after = size["tree_head"]["size"] - 1
+        with worker_b.websocket_connect(f"/api/v1/stream?after={after}",
+                                        headers={"Authorization": f"Bearer {read_token}"}) as ws:
+            client = Client("http://testserver", token=write_token, http=worker_a)
+            worker_a.headers["Authorization"] = f"Bearer {write_token}"
+            accepted = client.submit(signer, kind="test.note", body={"text": "via A"}, audience=["IL", "SY", "US"])
+            message = ws.receive_json()
+    assert message["seq"] == accepted["seq"] and message["body"] == {"text": "via A"}
+    other.close()
+    cell.close()
+

@@ -74,11 +74,18 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     broadcaster = Broadcaster()
     committer = GroupCommitter(cell.db, cell.log)
     cell.log.listeners.append(broadcaster)
+    follower = None
+    if cell.db.dialect == "postgresql":
+        from fusioncell.record.notify import Follower
+
+        follower = Follower(cell.db, cell.log)  # other workers' entries reach this worker's streams
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         yield
         committer.close()
+        if follower is not None:
+            follower.close()
 
     app = FastAPI(title="fusioncell", version="1", openapi_url="/api/v1/openapi.json", docs_url=None,
                   redoc_url=None, lifespan=lifespan)

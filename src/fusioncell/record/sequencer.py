@@ -298,6 +298,10 @@ class Log:
             head = tree_head(cell=self.cell_id or "", size=size, root_hex=root.hex(), time=self._last_time)
             sig = sign(self.cell_key, canonical(head))
             session.execute(insert(TreeHead), [{"size": size, "root": root, "signed_at": head["time"], "sig": sig}])
+            if session.get_bind().dialect.name == "postgresql":
+                from fusioncell.record.notify import notify
+
+                notify(session, size)
             self._head_size = size
             return {"tree_head": head, "sig": sig}
 
