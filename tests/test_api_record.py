@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import select, update
 
 from fusioncell.client import ApiError, Client
-from fusioncell.record import signing
 from fusioncell.record.canonical import canonical
 from fusioncell.record.format import make_entry
 from fusioncell.record.merkle import leaf_hash
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
 from fusioncell.witness import Witness, WitnessAlarm
-from tests.factories.identity import PERSONAS, device_member, password_of, token_for
+from tests.factories.identity import PERSONAS, device_member, token_for
 from tests.factories.record import NOTE  # noqa: F401  registers test.note
 
 SECRETS = {"IL": "IL-ONLY-7f3a", "SY": "SY-ONLY-91bc"}

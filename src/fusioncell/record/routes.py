@@ -99,7 +99,8 @@ async def stream(ws: WebSocket, after: int = -1) -> None:
         while until is None or last < until:
             limit = STREAM_PAGE if until is None else min(STREAM_PAGE, until - last)
             page = await run_in_threadpool(
-                fc.read, lambda s: service.list_records(s, viewer=who, after=last, limit=limit))
+                fc.read, lambda s, after=last, limit=limit: service.list_records(s, viewer=who, after=after,
+                                                                                  limit=limit))
             for item in page:
                 await ws.send_json({"type": "entry", **item})
                 last = item["seq"]
