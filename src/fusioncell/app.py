@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import html
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fusioncell.cell import CellHandle
 from fusioncell.deps import AppState, Settings
 from fusioncell.errors import FusioncellError
-from fusioncell.record import service as record_service
+from fusioncell.web import routes as web_routes
+from fusioncell.web.routes import LoginRequired
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.stream import Broadcaster
 
@@ -91,8 +93,17 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
                   redoc_url=None, lifespan=lifespan)
     app.state.fc = AppState(cell, committer, broadcaster, settings)
 
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/events") or request.url.path.startswith("/map/layers"):
+            return problem(401, "unauthenticated", "log in first")
+        return web_routes.login_redirect(request)
+
     @app.exception_handler(FusioncellError)
-    async def _fusioncell_error(_request: Request, exc: FusioncellError) -> JSONResponse:
+    async def _fusioncell_error(request: Request, exc: FusioncellError) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return await run_in_threadpool(web_routes.error_page, request, exc.status if exc.status < 500 else 400,
+                                           exc.message)
         response = problem(exc.status, exc.code, exc.message)
         if hasattr(exc, "retry_after"):
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -111,8 +122,13 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
         return problem(422, "invalid_request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if not request.url.path.startswith("/api/"):
+            from fusioncell.web.i18n import _
+
+            return await run_in_threadpool(web_routes.error_page, request, exc.status_code,
+                                           _("There is no such page.") if exc.status_code == 404 else str(exc.detail))
         return problem(exc.status_code, code, str(exc.detail))
 
     from fusioncell.identity.routes import router as identity_router
@@ -120,14 +136,8 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
 
     app.include_router(identity_router)
     app.include_router(record_router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        head = app.state.fc.read(record_service.latest_head)["tree_head"]
-        return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>fusioncell</title></head><body>"
-                f"<h1>fusioncell — {html.escape(head['cell'])}</h1><p>Record: {head['size']} entries, root "
-                f"<code>{head['root']}</code>, signed {head['time']}.</p><p>API: <code>/api/v1</code>.</p>"
-                "</body></html>")
+    app.include_router(web_routes.router)
+    app.mount("/static", StaticFiles(directory=web_routes.STATIC_DIR), name="static")
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):  # noqa: ANN001, ANN202

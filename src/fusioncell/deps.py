@@ -28,6 +28,7 @@ class Settings:
     max_request_bytes: int = 1 << 20
     cookie_secure: bool = False  # also Secure whenever the request came over https
     login_attempts_per_minute: int = 10
+    mbtiles: str | None = None  # an operator-supplied MBTiles basemap, served from this machine
 
 
 @dataclass

@@ -137,3 +137,76 @@ def check_submitter(*, viewer: Viewer, submission: Any) -> None:
     if isinstance(kind, str) and kind.startswith("identity.") and not viewer.has_role("admin"):
         raise Forbidden("only an administrator of the party writes identity entries")
     kind_registry.get(kind) if isinstance(kind, str) else None
+
+
+def recent_records(session: Session, *, viewer: Viewer, before: int | None, limit: int,
+                   kind: str | None = None) -> list[dict[str, Any]]:
+    """Newest first, for the explorer. With a kind filter only released entries can match, so the filter
+    reveals nothing of the others."""
+    if limit < 1 or limit > MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    released = EntryAudience.seq.is_not(None)
+    query = (
+        select(Entry.seq, Entry.leaf_hash, released, Entry.leaf, Body.data)
+        .outerjoin(EntryAudience, and_(EntryAudience.seq == Entry.seq, EntryAudience.party == viewer.party))
+        .outerjoin(Body, and_(Body.seq == Entry.seq, released))
+        .order_by(Entry.seq.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(Entry.seq < before)
+    if kind:
+        query = query.where(released, Entry.kind == kind)
+    items = []
+    for seq, leaf_hash, visible, leaf, data in session.execute(query):
+        if visible:
+            items.append({"seq": seq, "entry": json.loads(leaf), "body": json.loads(data)})
+        else:
+            items.append(access.redacted(seq, leaf_hash))
+    return items
+
+
+def visible_kinds(session: Session, *, viewer: Viewer) -> list[str]:
+    return list(session.execute(
+        select(Entry.kind).join(EntryAudience, and_(EntryAudience.seq == Entry.seq,
+                                                    EntryAudience.party == viewer.party))
+        .distinct().order_by(Entry.kind)).scalars())
+
+
+def entry_detail(session: Session, *, log: Log, viewer: Viewer, seq: int) -> dict[str, Any]:
+    """An entry as the viewer may see it, with every check a reader would want done: the author's signature
+    against the key registry, the inclusion proof against the latest signed tree head, the head's signature
+    by the cell and the witnesses' cosignatures."""
+    from fusioncell.record.merkle import verify_inclusion
+
+    item = get_record(session, viewer=viewer, seq=seq)
+    cell = session.execute(select(Cell)).scalar_one()
+    head_row = session.execute(select(TreeHead).order_by(TreeHead.size.desc()).limit(1)).scalar_one()
+    head = signed_head(session, head_row)
+    head_bytes = canonical(head["tree_head"])
+    tree = log.tree(session)
+    proof = tree.inclusion_proof(seq, head_row.size)
+    leaf = tree.leaf(seq)
+    detail: dict[str, Any] = {
+        "item": item,
+        "released": "entry" in item,
+        "leaf_hash": leaf.hex(),
+        "head": head,
+        "head_ok": verify(cell.public_key, head_bytes, head["sig"]),
+        "proof": [h.hex() for h in proof],
+        "inclusion_ok": verify_inclusion(leaf, seq, head_row.size, proof, head_row.root),
+        "cosignatures": [],
+    }
+    for cosig in head["cosignatures"]:
+        key = session.get(SigningKey, cosig["key"])
+        ok = key is not None and key.purpose == "witness" and verify(key.public_key, head_bytes, cosig["sig"])
+        detail["cosignatures"].append({**cosig, "ok": ok})
+    if detail["released"]:
+        submission = item["entry"]["submission"]
+        key = session.get(SigningKey, submission["key"])
+        detail["signer"] = key
+        detail["signature_ok"] = key is not None and verify(key.public_key, canonical(submission),
+                                                            item["entry"]["sig"])
+        detail["body_json"] = json.dumps(item["body"], ensure_ascii=False, indent=2, sort_keys=True)
+        detail["submission_json"] = json.dumps(submission, ensure_ascii=False, indent=2, sort_keys=True)
+    return detail

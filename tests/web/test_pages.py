@@ -1,0 +1,186 @@
+"""The web pages through the same services as the API: login, languages, the record explorer, forms with
+bad input, CSRF, the Content Security Policy, and no data of another party in any page or fragment."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.factories.identity import PERSONAS, password_of
+from tests.factories.record import NOTE  # noqa: F401  registers test.note
+
+SECRETS = {"IL": "IL-ONLY-51d2", "SY": "SY-ONLY-77e0"}
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]*)"', html).group(1)
+
+
+def web_login(client: TestClient, member: str, password: str | None = None):
+    page = client.get("/login")
+    return client.post("/login", data={"member": member, "password": password or password_of(member),
+                                       "csrf_token": csrf_of(page.text), "next": "/"}, follow_redirects=False)
+
+
+def fresh(api) -> TestClient:
+    return TestClient(api.app)
+
+
+def test_pages_redirect_to_login_and_back(api):
+    client = fresh(api)
+    response = client.get("/records", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/records"
+    page = client.get("/login?next=/records")
+    response = client.post("/login", data={"member": "il/liaison-1", "password": password_of("il/liaison-1"),
+                                           "csrf_token": csrf_of(page.text), "next": "/records"},
+                           follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/records"
+
+
+@pytest.mark.parametrize(("member", "lang", "direction"),
+                         [("il/liaison-1", "he", "rtl"), ("sy/liaison-1", "ar", "rtl"), ("us/supervisor-1", "en", "ltr")])
+def test_language_and_direction_default_to_the_party(api, member, lang, direction):
+    client = fresh(api)
+    assert web_login(client, member).status_code == 303
+    html = client.get("/").text
+    assert f'<html lang="{lang}" dir="{direction}">' in html
+
+
+def test_member_chooses_the_language(api):
+    client = fresh(api)
+    web_login(client, "sy/liaison-1")
+    html = client.get("/").text
+    response = client.post("/lang", data={"lang": "he", "csrf_token": csrf_of(html), "next": "/records"},
+                           follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/records"
+    assert '<html lang="he" dir="rtl">' in client.get("/records").text
+
+
+def test_login_page_follows_the_browser_language(api):
+    html = fresh(api).get("/login", headers={"Accept-Language": "ar,en;q=0.5"}).text
+    assert '<html lang="ar" dir="rtl">' in html and "تسجيل الدخول" in html
+
+
+def test_bad_login_re_renders_with_input_kept_and_message_beside_the_field(api):
+    client = fresh(api)
+    page = client.get("/login", headers={"Accept-Language": "he"})
+    response = client.post("/login", data={"member": "il/liaison-1", "password": "", "csrf_token": csrf_of(page.text)},
+                           headers={"Accept-Language": "he"})
+    assert response.status_code == 400
+    assert 'value="il/liaison-1"' in response.text
+    assert 'aria-describedby="password-error"' in response.text and "הזן את הסיסמה." in response.text
+    wrong = client.post("/login", data={"member": "il/liaison-1", "password": "not the password",
+                                        "csrf_token": csrf_of(page.text)})
+    assert wrong.status_code == 400 and 'value="il/liaison-1"' in wrong.text
+
+
+def test_login_form_without_its_csrf_token_is_refused(api):
+    client = fresh(api)
+    client.get("/login")
+    response = client.post("/login", data={"member": "il/liaison-1", "password": password_of("il/liaison-1"),
+                                           "csrf_token": "forged"}, follow_redirects=False)
+    assert response.status_code == 400 and "fc_session" not in response.headers.get("set-cookie", "")
+
+
+def test_logout_form_needs_its_csrf_token(api):
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 400
+    assert client.get("/", follow_redirects=False).status_code == 200
+    html = client.get("/").text
+    assert client.post("/logout", data={"csrf_token": csrf_of(html)}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+@pytest.fixture
+def secrets_on_record(api):
+    """An entry released only to IL (and the supervisor), one only to SY."""
+    from tests.factories.record import persona
+
+    seqs = {}
+    for party in ("IL", "SY"):
+        writer = persona(api.cell, party, f"{party.lower()}/notes")
+        seqs[party] = writer.append({"text": SECRETS[party]}, audience=sorted({party, "US"})).seq
+    return seqs
+
+
+@pytest.mark.parametrize("name", sorted(PERSONAS))
+def test_no_page_shows_another_partys_entries(api, secrets_on_record, name):
+    member, party, _roles = PERSONAS[name]
+    client = fresh(api)
+    web_login(client, member)
+    pages = ["/", "/records", "/map", "/map/layers.json", "/records?kind=test.note"]
+    pages += [f"/records/{seq}" for seq in secrets_on_record.values()]
+    text = "\n".join(client.get(p).text for p in pages)
+    for owner, secret in SECRETS.items():
+        assert (secret in text) == (party in (owner, "US")), f"{name} and {owner}'s secret"
+    for owner, seq in secrets_on_record.items():
+        html = client.get(f"/records/{seq}").text
+        if party not in (owner, "US"):
+            assert "test.note" not in html and f"{owner.lower()}/notes" not in html
+            assert "Not released to your party" in html or "לא שוחרר" in html or "غير مُتاح" in html
+
+
+def test_record_page_shows_verified_signature_and_inclusion_proof(api, secrets_on_record):
+    client = fresh(api)
+    web_login(client, "us/supervisor-1")
+    html = client.get(f"/records/{secrets_on_record['IL']}").text
+    assert html.count("✓ verified") == 3  # author signature, cell signature on the head, inclusion proof
+    assert "does not verify" not in html
+
+
+def test_unknown_record_and_page_get_a_page_not_json(api):
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    for path in ("/records/99999", "/no-such-page"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+
+
+def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(api):
+    client = fresh(api)
+    web_login(client, "il/admin")
+    for path in ("/login", "/", "/records", "/records/0", "/map"):
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+        html = response.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), f"inline script in {path}"
+        assert not re.search(r"\sstyle=", html), f"inline style in {path}"
+        assert not re.search(r"\son[a-z]+=", html), f"inline handler in {path}"
+        assert "http://" not in html.replace("http://testserver", "") and "https://" not in html
+
+
+def test_every_form_carries_a_csrf_token(api):
+    client = fresh(api)
+    web_login(client, "il/admin")
+    for path in ("/", "/records", "/map", "/login"):
+        html = client.get(path).text
+        for form in re.findall(r"<form[^>]*method=\"post\"[^>]*>.*?</form>", html, flags=re.S):
+            assert 'name="csrf_token"' in form, f"form without CSRF token on {path}"
+
+
+def test_events_deliver_new_entries_as_rows_in_the_members_language(api):
+    from tests.factories.record import persona
+
+    writer = persona(api.cell, "SY", "sy/notes")
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    with api.cell.db.read() as session:
+        last = api.cell.log.tree(session).size - 1
+    with client.stream("GET", f"/events?after={last}") as response:
+        writer.append({"text": "live"}, audience=["IL", "SY", "US"])
+        writer.append({"text": SECRETS["SY"]}, audience=["SY", "US"])
+        events = []
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"seq"' in line:
+                events.append(json.loads(line[len("data: "):]))
+                if len(events) == 2:
+                    break
+    assert [e["seq"] for e in events] == [last + 1, last + 2]
+    assert "test.note" in events[0]["html"] and "sy/notes" in events[0]["html"]
+    assert SECRETS["SY"] not in events[1]["html"] and "sy/notes" not in events[1]["html"]
+    assert "לא שוחרר לצד שלך" in events[1]["html"]  # a redacted row, in the member's language
