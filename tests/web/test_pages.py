@@ -184,3 +184,25 @@ def test_events_deliver_new_entries_as_rows_in_the_members_language(api):
     assert "test.note" in events[0]["html"] and "sy/notes" in events[0]["html"]
     assert SECRETS["SY"] not in events[1]["html"] and "sy/notes" not in events[1]["html"]
     assert "לא שוחרר לצד שלך" in events[1]["html"]  # a redacted row, in the member's language
+
+
+def test_an_operator_mbtiles_basemap_is_served_locally(cell, tmp_path):
+    import sqlite3
+
+    from fusioncell.app import create_app
+    from fusioncell.deps import Settings
+    from tests.factories.identity import add_personas
+
+    path = tmp_path / "base.mbtiles"
+    png = b"\x89PNG\r\n\x1a\n-one-tile-"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE tiles (zoom_level int, tile_column int, tile_row int, tile_data blob)")
+        conn.execute("INSERT INTO tiles VALUES (1, 1, 0, ?)", (png,))  # TMS row 0 is XYZ row 1 at zoom 1
+    add_personas(cell)
+    client = TestClient(create_app(cell, settings=Settings(mbtiles=str(path))))
+    assert client.get("/tiles/1/1/1.png", follow_redirects=False).status_code == 303  # members only
+    web_login(client, "il/liaison-1")
+    response = client.get("/tiles/1/1/1.png")
+    assert response.status_code == 200 and response.content == png
+    assert client.get("/tiles/1/0/0.png").status_code == 204
+    assert 'data-tiles="/tiles/{z}/{x}/{y}.png"' in client.get("/map").text

@@ -398,17 +398,22 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8470,
+    mbtiles: Annotated[Optional[Path], typer.Option(help="A local MBTiles basemap to serve (raster PNG).")] = None,
 ) -> None:
     """Serve the cell over HTTP."""
     import uvicorn
 
     from fusioncell.app import create_app
     from fusioncell.cell import open_cell
+    from fusioncell.deps import Settings
 
+    if mbtiles is not None and not mbtiles.is_file():
+        fail(f"no MBTiles file at {mbtiles}")
     with errors():
         cell = open_cell(data_dir(dir), db_url=db)
     out.print(f"fusioncell serving on http://{host}:{port}/")
-    uvicorn.run(create_app(cell), host=host, port=port, log_level="warning")
+    settings = Settings(mbtiles=str(mbtiles) if mbtiles else None)
+    uvicorn.run(create_app(cell, settings=settings), host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -421,7 +426,7 @@ def demo(
     root = data_dir(dir)
     if not DataPaths(root).cell_key.exists():
         init(dir=root, config=None, demo=True, db=None)
-    serve(dir=root, db=None, host=host, port=port)
+    serve(dir=root, db=None, host=host, port=port, mbtiles=None)
 
 
 def main() -> None:  # pragma: no cover
