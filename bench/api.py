@@ -47,14 +47,26 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from _common import BENCH_KIND, body_of_size, console, fmt, machine_line, median, new_cell, spread, table, verdict
+from _common import (
+    BENCH_KIND,
+    body_of_size,
+    console,
+    fmt,
+    machine_line,
+    median,
+    new_cell,
+    spread,
+    table,
+    verdict,
+)
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict
 
 TARGET_POSTS = 2000.0
 TARGET_STREAM_RATIO = 1.5
+HTTPX_REQUESTS = 1000  # httpx at 64 connections is slow here: a short run shows it
 HOST = "127.0.0.1"
 MEMBERS = 8  # device-key members (IL and SY alternately), one bearer token each
 BODY_SIZE = 200
@@ -177,7 +189,8 @@ class Server:
             args.append(str(self.directory))
         with self.logfile.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet here
         _LIVE.append(self)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
@@ -201,12 +214,12 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.kind} server never answered HTTP:\n{self.log_tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far, every thread."""
+    def cpu_seconds(self, *, system_only: bool = False) -> float:
+        """User + system (or system only) CPU of the server process so far, every thread."""
         try:
             with open(f"/proc/{self.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / CLK_TCK
+            return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
         except (OSError, IndexError, ValueError):
             return float("nan")
 
@@ -229,7 +242,7 @@ class Server:
             proc.kill()
             proc.wait(5)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -237,7 +250,7 @@ class Server:
 
 
 def _stop_all() -> None:
-    for server in list(_LIVE):
+    for server in _LIVE.copy():
         server.stop()
 
 
@@ -357,9 +370,16 @@ class LoadResult:
     elapsed: float
     latencies: list[float]
     statuses: Counter[int]
-    errors: int
+    errors: Counter[str]
     client_cpu: float
     server_cpu: float
+    server_sys: float
+    machine_cpu: float  # CPU-seconds every process of the machine used during the run
+
+    @property
+    def others(self) -> float:
+        """Cores that processes other than the server and this load generator kept busy, on average."""
+        return max(0.0, self.machine_cpu - self.client_cpu - self.server_cpu) / self.elapsed
 
     @property
     def ok(self) -> int:
@@ -375,25 +395,24 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-async def _raw_load(port: int, requests: list[list[bytes]]) -> tuple[float, list[float], Counter[int], int]:
+async def _raw_load(port: int, requests: list[list[bytes]]) -> tuple[float, list[float], Counter[int], Counter[str]]:
     conns = await asyncio.gather(*(asyncio.open_connection(HOST, port) for _ in requests))
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    errors = 0
+    errors: Counter[str] = Counter()
     clock = time.perf_counter
 
     async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mine: list[bytes]) -> None:
-        nonlocal errors
         for data in mine:
             start = clock()
             writer.write(data)
             try:
                 status, _body = await read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                errors += 1
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors[type(exc).__name__] += 1  # the connection is gone: this worker stops
                 return
             latencies.append(clock() - start)
             statuses[status] += 1
@@ -406,19 +425,19 @@ async def _raw_load(port: int, requests: list[list[bytes]]) -> tuple[float, list
     return elapsed, latencies, statuses, errors
 
 
-async def _httpx_load(port: int, requests: list[list[bytes]]) -> tuple[float, list[float], Counter[int], int]:
+async def _httpx_load(port: int, requests: list[list[bytes]]
+                      ) -> tuple[float, list[float], Counter[int], Counter[str]]:
     """The same load through httpx.AsyncClient (one pooled client, one task per connection)."""
     import httpx
 
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    errors = 0
+    errors: Counter[str] = Counter()
     clock = time.perf_counter
     limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=len(requests))
     async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits, timeout=60) as client:
 
         async def worker(mine: list[bytes]) -> None:
-            nonlocal errors
             for data in mine:
                 head, payload = data.split(b"\r\n\r\n", 1)
                 lines = head.decode().split("\r\n")
@@ -428,9 +447,9 @@ async def _httpx_load(port: int, requests: list[list[bytes]]) -> tuple[float, li
                 start = clock()
                 try:
                     response = await client.post(path, content=payload, headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
+                    continue
                 latencies.append(clock() - start)
                 statuses[response.status_code] += 1
 
@@ -442,12 +461,24 @@ async def _httpx_load(port: int, requests: list[list[bytes]]) -> tuple[float, li
 
 
 def run_load(label: str, server: Server, requests: list[list[bytes]], *, generator: str = "raw") -> LoadResult:
-    cpu0, scpu0 = time.process_time(), server.cpu_seconds()
+    cpu0, scpu0, ssys0 = time.process_time(), server.cpu_seconds(), server.cpu_seconds(system_only=True)
+    mcpu0 = machine_cpu_seconds()
     run = _raw_load if generator == "raw" else _httpx_load
     elapsed, latencies, statuses, errors = asyncio.run(run(server.port, requests))
     # process_time includes the set-up of the connections; negligible next to the run.
     return LoadResult(label, sum(len(r) for r in requests), elapsed, latencies, statuses, errors,
-                      time.process_time() - cpu0, server.cpu_seconds() - scpu0)
+                      time.process_time() - cpu0, server.cpu_seconds() - scpu0,
+                      server.cpu_seconds(system_only=True) - ssys0, machine_cpu_seconds() - mcpu0)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU-seconds the whole machine has been busy (not idle, not waiting for I/O) since boot."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def with_port(port: int, path: str, tokens: list[str], payloads: list[list[bytes]]) -> list[list[bytes]]:
@@ -527,7 +558,7 @@ async def _stream_run(label: str, server: Server, ws_path: str, tokens: list[str
             result.bad_status += 1
         try:
             await asyncio.wait_for(complete.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         await asyncio.sleep(gap)
     result.client_cpu = time.process_time() - cpu0
@@ -605,7 +636,7 @@ class Profile:
         if not self.out.exists():
             console.print(f"py-spy wrote nothing: {err.decode(errors='replace')[-400:]}")
 
-    def __enter__(self) -> Profile:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -722,15 +753,16 @@ def ms(seconds: float) -> str:
 
 def load_row(r: LoadResult) -> list[str]:
     bad = sum(n for s, n in r.statuses.items() if not 200 <= s < 300)
-    return [r.label, f"{r.ok:,}" + (f" (+{bad} non-2xx)" if bad else "") + (f" ({r.errors} errors)" if r.errors else ""),
+    errors = ", ".join(f"{n} {name}" for name, n in r.errors.items())
+    return [r.label, f"{r.ok:,}" + (f" (+{bad} non-2xx)" if bad else "") + (f" ({errors})" if errors else ""),
             fmt(r.rate), ms(percentile(r.latencies, 50)), ms(percentile(r.latencies, 99)),
             f"{100 * r.client_cpu / r.elapsed:.0f} %", f"{100 * r.server_cpu / r.elapsed:.0f} %",
-            fmt(1e6 * r.server_cpu / max(r.ok, 1))]
+            fmt(1e6 * r.server_cpu / max(r.ok, 1)),
+            f"{100 * r.server_sys / r.server_cpu:.0f} %" if r.server_cpu else "-"]
 
 
 def stream_row(r: StreamResult) -> list[str]:
-    expected = r.clients * r.records
-    return [r.label, f"{len(r.latencies):,}/{expected:,}", ms(percentile(r.latencies, 50)),
+    return [r.label, f"{len(r.latencies):,}", ms(percentile(r.latencies, 50)),
             ms(percentile(r.latencies, 90)), ms(percentile(r.latencies, 99)), ms(max(r.latencies, default=0.0)),
             ms(median(r.last_receipt)), ms(median(r.post_latency)), fmt(1e3 * r.server_cpu / max(r.records, 1), 1),
             fmt(1e3 * r.client_cpu / max(r.records, 1), 1), f"{r.connect_seconds:.1f} s"]
@@ -740,7 +772,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, under 30 s")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
-    parser.add_argument("--requests", type=int, help="POSTs per timed run (default 5000, quick 1500)")
+    parser.add_argument("--requests", type=int, help="POSTs per timed run (default 3000, quick 1000)")
     parser.add_argument("--conns", type=int, default=64, help="concurrent keep-alive connections (default 64)")
     parser.add_argument("--clients", type=int, default=500, help="WebSocket clients (default 500)")
     parser.add_argument("--records", type=int, help="records posted per stream run (default 60, quick 15)")
@@ -759,12 +791,13 @@ def main() -> int:
 
     quick = args.quick
     reps = args.reps or (1 if quick else 3)
-    n_requests = args.requests or (1500 if quick else 5000)
+    n_requests = args.requests or (1000 if quick else 3000)
     n_records = args.records or (15 if quick else 60)
     conns = args.conns
-    warmup = 300 if quick else 1000
+    warmup = 200 if quick else 1000
     _raise_fd_limit()
     atexit.register(_stop_all)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
 
@@ -802,7 +835,7 @@ def main() -> int:
                                           with_port(cell.port, path, tokens, pools[rep])))
             httpx_runs: list[LoadResult] = []
             if not args.no_httpx and not quick:
-                share = payloads.per_connection(conns, n_requests // 2)
+                share = payloads.per_connection(conns, HTTPX_REQUESTS)
                 httpx_runs.append(run_load("bare FastAPI  (httpx)", bare, with_port(bare.port, path, tokens, share),
                                            generator="httpx"))
                 httpx_runs.append(run_load("fusioncell    (httpx)", cell, with_port(cell.port, path, tokens, share),
@@ -813,18 +846,20 @@ def main() -> int:
             if not durable_ok:
                 status = 2
 
-            columns = ["run", "201s", "req/s", "p50 ms", "p99 ms", "client CPU", "server CPU", "server CPU us/req"]
+            columns = ["run", "201s", "req/s", "p50 ms", "p99 ms", "client CPU", "server CPU", "srv us/req",
+                       "of it sys"]
             table(f"1. POST /api/v1/records, {BODY_SIZE} B body, {conns} connections, closed loop",
                   columns, [load_row(r) for r in bare_runs + cell_runs + httpx_runs],
-                  caption="CPU: share of one core over the run (server: every thread of its process). "
-                          "'raw' generator = pre-built HTTP/1.1 requests on asyncio streams.")
+                  caption="client/server CPU: share of one core over the run (server: every thread of its "
+                          "process); srv us/req: server CPU per acknowledged request, and the kernel's share of it. "
+                          "Rows without '(httpx)': pre-built HTTP/1.1 requests on asyncio streams.")
             bare_rate = median([r.rate for r in bare_runs])
             cell_rate = median([r.rate for r in cell_runs])
             cell_cpu = median([1e6 * r.server_cpu / max(r.ok, 1) for r in cell_runs])
             bare_cpu = median([1e6 * r.server_cpu / max(r.ok, 1) for r in bare_runs])
             client_share = median([r.client_cpu / r.elapsed for r in bare_runs])
             summary = [
-                ["bare FastAPI POST (= load generator ceiling here)", fmt(bare_rate), spread([r.rate for r in bare_runs]),
+                ["bare FastAPI (load generator ceiling)", fmt(bare_rate), spread([r.rate for r in bare_runs]),
                  ms(median([percentile(r.latencies, 50) for r in bare_runs])),
                  ms(median([percentile(r.latencies, 99) for r in bare_runs])), fmt(bare_cpu), "-"],
                 ["fusioncell durable POST", fmt(cell_rate), spread([r.rate for r in cell_runs]),
@@ -838,10 +873,22 @@ def main() -> int:
                 f"   fusioncell / bare: {pct_of(cell_rate, bare_rate)} of the bare rate; server CPU per request "
                 f"{cell_cpu / bare_cpu:.1f} x the bare app's. One server core can give at most "
                 f"~{fmt(1e6 / cell_cpu)} fusioncell posts/s at this CPU cost (bare: ~{fmt(1e6 / bare_cpu)}/s).")
-            console.print(
-                f"   load generator: {100 * client_share:.0f} % of a core against the bare app"
-                + (" — it is the bottleneck there; the bare figure is a lower bound of the app's capacity."
-                   if client_share > 0.85 else "."))
+            server_share = median([r.server_cpu / r.elapsed for r in bare_runs])
+            others = median([r.others for r in bare_runs + cell_runs])
+            if client_share > 0.85:
+                limit = "the load generator is the bottleneck: the bare figure is a lower bound of the app's capacity"
+            elif server_share > 0.85:
+                limit = "the bare server is CPU-bound (one event loop): the generator is not the limit"
+            else:
+                limit = ("neither is saturated: other processes on this shared machine take the rest, so the bare "
+                         "figure is the machine's limit now, not the generator's or the app's")
+            console.print(f"   load generator: {100 * client_share:.0f} % of a core against the bare app, whose server "
+                          f"used {100 * server_share:.0f} %; {limit}.")
+            console.print(f"   other processes on the machine kept {others:.2f} of {os.cpu_count()} cores busy during "
+                          "the POST runs (median).")
+            wal = scratch / "cell" / "fusioncell.db-wal"
+            console.print(f"   SQLite WAL after the POST runs: {wal.stat().st_size / 2**20:.1f} MiB" if wal.exists()
+                          else "   (no SQLite WAL file found)")
             console.print(f"   durability: log grew by {size1 - size0:,} entries for {acked:,} acknowledged posts: "
                           + ("[green]all there[/]" if durable_ok else "[bold red]MISMATCH — figures void[/]"))
 
@@ -857,7 +904,7 @@ def main() -> int:
                     first = payloads.next_index - n_records
                     index_of = {first + k: k for k in range(n_records)}
                     bare_streams.append(run_stream(
-                        f"bare broadcast #{rep + 1}", bare, "/bench/stream", tokens,
+                        f"bare #{rep + 1}", bare, "/bench/stream", tokens,
                         [http_request("POST", bare.port, "/bench/broadcast", None, p) for p in posts],
                         clients, args.gap, index_of, deflate=not args.no_deflate))
                     posts = payloads.make(poster, n_records, audience=["IL", "SY", "US"])
@@ -865,16 +912,19 @@ def main() -> int:
                     index_of = {first + k: k for k in range(n_records)}
                     after = tree_size(cell, poster.token) - 1
                     cell_streams.append(run_stream(
-                        f"fusioncell     #{rep + 1}", cell, f"/api/v1/stream?after={after}", tokens,
+                        f"fusioncell #{rep + 1}", cell, f"/api/v1/stream?after={after}", tokens,
                         [http_request("POST", cell.port, "/api/v1/records", poster.token, p) for p in posts],
                         clients, args.gap, index_of, deflate=not args.no_deflate))
-                table(f"2. stream: {clients} WebSocket clients, records posted one at a time ({args.gap * 1000:.0f} ms "
-                      "after the last client had the previous one); latency = POST sent -> message received",
-                      ["run", "receipts", "p50 ms", "p90 ms", "p99 ms", "max ms", "last client p50 ms",
-                       "POST ms", "server CPU ms/rec", "client CPU ms/rec", "connect"],
+                table(f"2. stream: {clients} WebSocket clients, {n_records} records posted one at a time "
+                      f"({args.gap * 1000:.0f} ms after the last client had the previous one); latency = POST sent -> "
+                      "message received (ms)",
+                      ["run", "receipts", "p50", "p90", "p99", "max", "slowest", "POST", "srv CPU", "cli CPU",
+                       "connect"],
                       [stream_row(r) for r in bare_streams + cell_streams],
-                      caption="'last client': per record, when the slowest of the clients had it (median over "
-                              "records). fusioncell also sends a tree_head message per commit to every client.")
+                      caption="slowest: per record, when the last of the clients had it (median over records); POST: "
+                              "median POST round trip; srv/cli CPU: ms of CPU per record of the server process and of "
+                              "this client process; connect: time to open every client. fusioncell also sends a "
+                              "tree_head message per commit to every client.")
                 bare_p99 = median([percentile(r.latencies, 99) for r in bare_streams])
                 cell_p99 = median([percentile(r.latencies, 99) for r in cell_streams])
                 ratio = cell_p99 / bare_p99 if bare_p99 else float("nan")
@@ -940,4 +990,5 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         _stop_all()
+        print("interrupted; servers stopped", file=sys.stderr)
         sys.exit(130)

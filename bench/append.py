@@ -27,12 +27,13 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,7 @@ class Run:
     verify_msg: str = ""
     verify_seconds: float = 0.0
     profile: str = ""
+    cpu: float = 0.0  # CPU seconds of the whole process during the timed run
 
     @property
     def rate(self) -> float:
@@ -270,16 +272,17 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
             t.start()
         batches0 = committer.batches
         barrier.wait()
+        cpu0 = _cpu()
         t0 = time.perf_counter()
         for t in threads:
             t.join()
         seconds = time.perf_counter() - t0
+        cpu = _cpu() - cpu0
         batches = committer.batches - batches0
         committer.close()
-        del work_lists
 
         run = Run(backend, appends, seconds, batches, committer.busy, committer.work_time, sum(verified),
-                  sorted(x for lat in latencies for x in lat), errors[:5])
+                  sorted(x for lat in latencies for x in lat), errors, cpu=cpu)
         if profiler is not None:
             stream = io.StringIO()
             stats = pstats.Stats(profiler, stream=stream)
@@ -304,6 +307,11 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
     finally:
         cell.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -379,11 +387,12 @@ def main() -> int:
                     run = sequencer_run(name, None, scratch, appends=appends, writers=args.writers,
                                         body_size=args.body, max_batch=args.max_batch, profile=profile)
                 runs[name].append(run)
-                console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s, "
+                console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s "
+                              f"(load avg {os.getloadavg()[0]:.2f}), "
                               f"{run.batches} batches (mean {run.mean_batch:.1f}); verify {run.verify_msg} "
                               f"({run.verify_seconds:.1f} s)")
-                for err in run.errors:
-                    console.print(f"  [red]append failed[/]: {err}")
+                for err in run.errors[:5]:
+                    console.print(f"  [red]append failed[/] ({len(run.errors)} in all): {err}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -424,6 +433,10 @@ def main() -> int:
                   ["mean batch size (entries per COMMIT)", fmt(median([r.mean_batch for r in rs]), 2),
                    spread([r.mean_batch for r in rs])],
                   ["committer thread busy (share of wall time)", pct(median(busy)), ""],
+                  ["process CPU during the run (cores used of 2)", fmt(median([r.cpu / r.seconds for r in rs]), 2),
+                   ""],
+                  ["process CPU µs per append (all threads)", fmt(median([r.cpu / r.appends * 1e6 for r in rs]), 1),
+                   spread([r.cpu / r.appends * 1e6 for r in rs])],
                   ["µs per append in append_prepared (under the lock)", fmt(median(per_append), 1),
                    spread(per_append)],
                   ["µs per append in savepoints+seal+COMMIT", fmt(median(rest_per_append), 1), ""],
@@ -442,7 +455,7 @@ def main() -> int:
         for r in rs:
             if not r.intact:
                 console.print(f"[bold red]{name}: log check failed[/]: {r.count} entries, expected "
-                              f"{r.expected_size}; {r.verify_msg}; errors {r.errors}")
+                              f"{r.expected_size}; {r.verify_msg}; {len(r.errors)} failed appends {r.errors[:3]}")
         if rs[-1].profile:
             console.print(f"[bold]cProfile of the committer thread ({name}, last rep)[/]")
             console.print(rs[-1].profile, markup=False, highlight=False)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
 from fusioncell.cell import CellHandle
+from fusioncell.geo import service as geo_service
 from fusioncell.identity import service as identity_service
 from fusioncell.record import signing
+from fusioncell.record.sequencer import Log
 
 # Demo logins (password = member id + "-demo-pass"); never use such passwords outside the demo.
 MEMBERS = [
@@ -21,8 +28,19 @@ def demo_password(member: str) -> str:
     return f"{member}-demo-pass"
 
 
+def load_places(session: Session, *, log: Log) -> None:
+    """The demo gazetteer, as cell-authored entries."""
+    data = tomllib.loads((Path(__file__).parent / "places.toml").read_text(encoding="utf-8"))
+    for place in data["place"]:
+        geo_service.add_place(session, log=log, place_id=place["id"], names=place["names"], kind=place["kind"],
+                              alt_names=place.get("alt_names", []),
+                              geometry={"type": "Point", "coordinates": [place["lon"], place["lat"]]})
+
+
 def play(cell: CellHandle) -> None:
     log = cell.log
+    with log.transaction(cell.db) as session:
+        load_places(session, log=log)
     with log.transaction(cell.db) as session:
         for party, member, name, roles in MEMBERS:
             identity_service.add_member(session, log=log, kek=cell.kek, actor=None, member_id=member, party=party,

@@ -144,13 +144,16 @@ def _require_admin(session: Session, actor: Viewer | None, party: str) -> None:
         raise Forbidden("this token has no write scope")
 
 
-def _append_for(session: Session, *, log: Log, kek: KeyEncryptionKey, actor: Viewer | None, kind: str,
-                body: dict, audience: list[str]) -> Appended:
-    """Append as the acting member (signed with their custodial key), or as the cell for the operator."""
+def append_as(session: Session, *, log: Log, kek: KeyEncryptionKey, actor: Viewer | None, kind: str,
+              body: dict, audience: list[str], refs: list[str] | None = None) -> Appended:
+    """Append as the acting member (signed with their cell-held key), or as the cell for the operator."""
     if actor is None:
-        return log.append_as_cell(session, kind=kind, body=body, audience=audience)
+        return log.append_as_cell(session, kind=kind, body=body, audience=audience, refs=refs)
+    if not actor.can("write"):
+        raise Forbidden("this credential has no write scope")
     signer = custodial_signer(session, kek=kek, member=actor.member, cell_id=log.cell_id or "")
-    submission, sig = signer.submit(kind=kind, body=body, audience=audience, created=format_time(log.clock.now()))
+    submission, sig = signer.submit(kind=kind, body=body, audience=audience, created=format_time(log.clock.now()),
+                                    refs=refs)
     return log.append(session, submission=submission, sig=sig, body=body)
 
 
@@ -167,7 +170,7 @@ def add_member(
         raise InvalidInput(f"a member id of {party} starts with {party.lower()}/, e.g. {party.lower()}/liaison-1")
     password_hash = hash_password(password) if password is not None else None
     everyone = [p.id for p in list_parties(session)]
-    _append_for(session, log=log, kek=kek, actor=actor, kind="identity.member_added",
+    append_as(session, log=log, kek=kek, actor=actor, kind="identity.member_added",
                 body={"member": member_id, "party": party, "name": name, "roles": sorted(set(roles))},
                 audience=everyone)
     if password_hash is not None:
@@ -189,7 +192,7 @@ def disable_member(session: Session, *, log: Log, kek: KeyEncryptionKey, actor: 
         raise NotFound(f"no member {member_id}")
     _require_admin(session, actor, member.party)
     everyone = [p.id for p in list_parties(session)]
-    _append_for(session, log=log, kek=kek, actor=actor, kind="identity.member_disabled",
+    append_as(session, log=log, kek=kek, actor=actor, kind="identity.member_disabled",
                 body={"member": member_id, "reason": reason}, audience=everyone)
     now = format_time(log.clock.now())
     session.execute(update(AuthSession).where(AuthSession.member == member_id, AuthSession.ended_at.is_(None))
@@ -208,7 +211,7 @@ def set_totp_required(session: Session, *, log: Log, kek: KeyEncryptionKey, acto
     _require_admin(session, actor, party)
     access_party(session, party_id=party)
     everyone = [p.id for p in list_parties(session)]
-    _append_for(session, log=log, kek=kek, actor=actor, kind="identity.party_settings",
+    append_as(session, log=log, kek=kek, actor=actor, kind="identity.party_settings",
                 body={"party": party, "totp_required": required}, audience=everyone)
 
 

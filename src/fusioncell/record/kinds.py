@@ -33,6 +33,9 @@ class Kind:
     # Validates against current state and updates projections, inside the append's transaction. It sees only
     # the entry (its time, not a clock), so replaying the log rebuilds the same state.
     apply: Apply | None = None
+    # Checks that need more than the log (templates, the gazetteer, what the author may see); run on every
+    # live append, never on a rebuild, which replays only what was accepted.
+    check: Callable[["Session", dict[str, Any], Any], None] | None = None
     by_cell: bool = False  # the cell may author it
     by_party: bool = True  # a party's member may author it
     full_audience: bool = False  # released to every party (identity: every verifier needs it)
@@ -73,4 +76,7 @@ def names() -> list[str]:
 
 def load_all() -> None:
     """Import every domain package that registers kinds."""
+    import fusioncell.deadlines.engine  # noqa: F401
+    import fusioncell.geo.kinds  # noqa: F401
+    import fusioncell.hotline.kinds  # noqa: F401
     import fusioncell.identity.kinds  # noqa: F401
