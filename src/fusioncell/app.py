@@ -32,20 +32,25 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+UPLOAD_PATHS = {"/api/v1/attachments", "/hotline/attachments"}
+
+
 class SizeLimit:
     """Refuse request bodies over the configured size before they are read into memory."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_limit if scope["path"] in UPLOAD_PATHS else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
 
@@ -53,17 +58,17 @@ class SizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _Oversize
             return message
 
         try:
             await self.app(scope, counted, send)
         except _Oversize:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "too_large", f"request body over the limit of {self.limit} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, "too_large", f"request body over the limit of {limit} bytes")
         await response(scope, receive, send)
 
 
@@ -82,9 +87,17 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
 
         follower = Follower(cell.db, cell.log)  # other workers' entries reach this worker's streams
 
+    ticker = None
+    if settings.deadline_interval:
+        from fusioncell.deadlines.engine import Ticker
+
+        ticker = Ticker(committer, cell.log, interval=settings.deadline_interval)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         yield
+        if ticker is not None:
+            ticker.close()
         committer.close()
         if follower is not None:
             follower.close()
@@ -131,11 +144,16 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
                                            _("There is no such page.") if exc.status_code == 404 else str(exc.detail))
         return problem(exc.status_code, code, str(exc.detail))
 
+    from fusioncell.hotline.routes import router as hotline_router
     from fusioncell.identity.routes import router as identity_router
     from fusioncell.record.routes import router as record_router
 
     app.include_router(identity_router)
     app.include_router(record_router)
+    app.include_router(hotline_router)
+    from fusioncell.web.hotline import router as hotline_pages
+
+    app.include_router(hotline_pages)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=web_routes.STATIC_DIR), name="static")
 
@@ -148,5 +166,6 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    app.add_middleware(SizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(SizeLimit, limit=settings.max_request_bytes,
+                       upload_limit=settings.max_attachment_bytes + (64 << 10))
     return app

@@ -25,10 +25,12 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 @dataclass
 class Settings:
-    max_request_bytes: int = 1 << 20
+    max_request_bytes: int = 1 << 20  # uploads of attachments have their own limit
     cookie_secure: bool = False  # also Secure whenever the request came over https
     login_attempts_per_minute: int = 10
     mbtiles: str | None = None  # an operator-supplied MBTiles basemap, served from this machine
+    max_attachment_bytes: int = 10 << 20
+    deadline_interval: float | None = 1.0  # seconds between deadline checks; None: no background ticker
 
 
 @dataclass

@@ -73,9 +73,10 @@ def init(
     with errors():
         cell = init_cell(root, config=load_config(config_path), config_path=config_path, db_url=db)
         if demo:
-            from fusioncell.demo.scenario import play
+            from fusioncell.demo.scenario import play, play_hotline
 
             play(cell)
+            play_hotline(cell)
         with cell.db.read() as session:
             size = cell.log.tree(session).size
         cell.close()

@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 from fusioncell.cell import CellHandle
 from fusioncell.geo import service as geo_service
 from fusioncell.identity import service as identity_service
+from fusioncell.hotline import service as hotline_service
+from fusioncell.identity.service import SCOPES, Viewer
 from fusioncell.record import signing
-from fusioncell.record.sequencer import Log
+from fusioncell.record.sequencer import Appended, Log
 
 # Demo logins (password = member id + "-demo-pass"); never use such passwords outside the demo.
 MEMBERS = [
@@ -54,3 +56,42 @@ def play(cell: CellHandle) -> None:
                                    public_key=signing.public_bytes(signing.generate()), custody="device")
         identity_service.revoke_key(session, log=log, key_id=signing.key_id(old_public),
                                     reason="rotated to a new device key")
+
+
+def _viewer(session: Session, member: str) -> Viewer:
+    row = identity_service.get_member(session, member)
+    return Viewer(row.id, row.party, tuple(row.roles), "session", SCOPES)
+
+
+def play_hotline(cell: CellHandle) -> None:
+    """Conversations on the hotline: coded and free text, receipts, acknowledgements, a line only the
+    supervisor shares, and messages left unacknowledged so their deadlines pass while the demo runs."""
+    log, kek = cell.log, cell.kek
+
+    def send(session: Session, member: str, audience: list[str], precedence: str, subject: str, *,
+             template: str | None = None, fields: dict | None = None, text: str | None = None,
+             lang: str = "en", thread: str | None = None) -> Appended:
+        body = hotline_service.compose_body(precedence=precedence, subject=subject, thread=thread,
+                                            template_code=template, fields=fields, text=text, lang=lang)
+        return hotline_service.send_message(session, log=log, kek=kek, viewer=_viewer(session, member),
+                                            audience=audience, body=body)
+
+    with log.transaction(cell.db) as session:
+        sy, il = _viewer(session, "sy/liaison-1"), _viewer(session, "il/liaison-1")
+        convoy = send(session, "sy/liaison-1", ["IL"], "ROUTINE", "Humanitarian convoy to Quneitra",
+                      template="NOTIFY-MOVE", fields={"place": "quneitra", "start": "2026-11-24T06:00:00Z",
+                                                      "end": "2026-11-24T09:00:00Z", "unit": "Red Crescent convoy"},
+                      text="قافلة إنسانية من ست شاحنات، بمرافقة الهلال الأحمر.", lang="ar")
+        for status in ("delivered", "read"):
+            hotline_service.record_receipt(session, log=log, kek=kek, viewer=il, seq=convoy.seq, status=status)
+        hotline_service.acknowledge(session, log=log, kek=kek, viewer=il, seq=convoy.seq,
+                                    reply="הובן. נעדכן את הכוחות באזור.", lang="he")
+        patrol = send(session, "il/liaison-1", ["SY"], "IMMEDIATE", "Patrol near Khan Arnabah",
+                      text="סיור רגלי של שישה לוחמים יתקרב לח'אן ארנבה הלילה בין 01:00 ל-03:00 UTC.", lang="he")
+        hotline_service.record_receipt(session, log=log, kek=kek, viewer=sy, seq=patrol.seq, status="delivered")
+        send(session, "il/liaison-1", ["US"], "PRIORITY", "For the supervisor only",
+             text="We ask the supervisor to raise the Mount Hermon observation post at the next meeting.")
+        send(session, "us/supervisor-1", ["IL", "SY"], "ROUTINE", "Clarification requested",
+             template="REQ-CLARIFY", fields={"entry": patrol.seq})
+        send(session, "sy/liaison-1", ["IL"], "FLASH", "Fire reported near Beit Jinn",
+             template="REQ-CEASE", fields={"place": "beit-jinn", "activity": "fire"})

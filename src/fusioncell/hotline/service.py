@@ -73,7 +73,8 @@ def send_message(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: V
     if thread:
         row = access_thread(session, viewer=viewer, thread_id=thread)
         audience = row.audience.split()
-    audience = sorted(set(audience) | {viewer.party})
+    supervisors = {p.id for p in identity_service.list_parties(session) if p.role == "supervisor"}
+    audience = sorted(set(audience) | {viewer.party} | supervisors)  # the supervisor is always on the line
     return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="hotline.message", body=body,
                                       audience=audience)
 

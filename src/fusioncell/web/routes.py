@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -240,6 +241,10 @@ def vendor(name: str) -> FileResponse:
 
 # -- live ----------------------------------------------------------------------------------------------
 
+# Functions that turn a live entry into an alert for this member (e.g. a FLASH message), or None.
+ALERTS: list[Callable[[dict[str, Any], Viewer], str | None]] = []
+
+
 def _row_html(request: Request, viewer: Viewer, item: dict[str, Any]) -> str:
     i18n.activate(language_for(request, viewer))
     return env.get_template("_record_row.html").render(row=item, viewer=viewer, live=True)
@@ -257,6 +262,9 @@ async def events(request: Request) -> StreamingResponse:
     def event(item: dict[str, Any]) -> str:
         payload = {"seq": item["seq"], "html": _row_html(request, viewer, item),
                    "kind": item.get("entry", {}).get("submission", {}).get("kind")}
+        alerts = [text for alert in ALERTS if (text := alert(item, viewer))]
+        if alerts:
+            payload["alert"] = alerts[0]
         return f"id: {item['seq']}\nevent: entry\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     async def stream():  # noqa: ANN202
