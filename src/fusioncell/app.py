@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,10 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fusioncell.cell import CellHandle
 from fusioncell.deps import AppState, Settings
 from fusioncell.errors import FusioncellError
-from fusioncell.web import routes as web_routes
-from fusioncell.web.routes import LoginRequired
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.stream import Broadcaster
+from fusioncell.web import routes as web_routes
+from fusioncell.web.routes import LoginRequired
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -74,6 +74,37 @@ class SizeLimit:
 
 class _Oversize(Exception):
     pass
+
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """CSP and friends on every response (plain ASGI: no per-request task group)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0] != b"cache-control"]
+                static = scope["path"].startswith("/static/")
+                extra = [] if static else [(b"cache-control", b"no-store")]
+                cache = [h for h in message.get("headers", []) if h[0] == b"cache-control"] if static else []
+                message["headers"] = headers + cache + extra + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI:
@@ -157,15 +188,7 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=web_routes.STATIC_DIR), name="static")
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
     app.add_middleware(SizeLimit, limit=settings.max_request_bytes,
                        upload_limit=settings.max_attachment_bytes + (64 << 10))
+    app.add_middleware(SecurityHeaders)
     return app

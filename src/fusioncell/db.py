@@ -49,7 +49,9 @@ def sqlite_url(path: Path) -> str:
 
 
 def _sqlite_engine(url: str, *, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # As many pooled connections as the server has threads, so none is opened and closed per request.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
+                           max_overflow=20)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):  # noqa: ANN001

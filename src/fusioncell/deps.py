@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request, WebSocket
 from sqlalchemy.orm import Session
 
 from fusioncell.cell import CellHandle
 from fusioncell.errors import Forbidden, Unauthenticated
+from fusioncell.hotline.translate import Translator, translator_from_settings
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import RateLimiter, same
 from fusioncell.identity.service import Viewer
@@ -31,6 +34,40 @@ class Settings:
     mbtiles: str | None = None  # an operator-supplied MBTiles basemap, served from this machine
     max_attachment_bytes: int = 10 << 20
     deadline_interval: float | None = 1.0  # seconds between deadline checks; None: no background ticker
+    mt_models: str | None = None  # a folder of Argos-format translation models (extra [mt]); none: no MT
+
+
+class ViewerCache:
+    """Who a cookie or token stands for, remembered for a moment so each request does not read the database.
+    Emptied at once by any identity entry (a member disabled, a key revoked, a token created) and by logout;
+    the short lifetime bounds how late an expiry is noticed."""
+
+    TTL = 2.0
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[Viewer, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Viewer | None:
+        with self._lock:
+            found = self._items.get(key)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, key: str, viewer: Viewer) -> None:
+        with self._lock:
+            if len(self._items) > 10000:
+                self._items.clear()
+            self._items[key] = (viewer, time.monotonic() + self.TTL)
+
+    def clear(self, *_args: Any) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def on_commit(self, appended: list[Any], _head: Any) -> None:
+        if any(entry.kind.startswith("identity.") for entry in appended):
+            self.clear()
 
 
 @dataclass
@@ -40,9 +77,14 @@ class AppState:
     broadcaster: Broadcaster
     settings: Settings
     limiter: RateLimiter = field(init=False)
+    viewers: ViewerCache = field(init=False)
+    translator: Translator = field(init=False)
 
     def __post_init__(self) -> None:
+        self.translator = translator_from_settings(self.settings.mt_models)
         self.limiter = RateLimiter(self.settings.login_attempts_per_minute, 60.0)
+        self.viewers = ViewerCache()
+        self.cell.log.listeners.append(self.viewers.on_commit)
 
     def write(self, work: Callable[[Session], T]) -> T:
         """Run a use case in the next group commit; returns once it is durable."""
@@ -66,10 +108,20 @@ def _viewer(fc: AppState, authorization: str | None, cookie: str | None) -> View
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send 'Authorization: Bearer <token>'")
-        return fc.read(lambda s: identity_service.authenticate_token(s, token=token.strip(), clock=clock))
+        key = "t" + token.strip()
+        found = fc.viewers.get(key)
+        if found is None:
+            found = fc.read(lambda s: identity_service.authenticate_token(s, token=token.strip(), clock=clock))
+            fc.viewers.put(key, found)
+        return found
     if not cookie:
         raise Unauthenticated("log in first (POST /api/v1/auth/login), or send a bearer token")
-    return fc.read(lambda s: identity_service.authenticate_session(s, cookie=cookie, clock=clock))
+    key = "c" + cookie
+    found = fc.viewers.get(key)
+    if found is None:
+        found = fc.read(lambda s: identity_service.authenticate_session(s, cookie=cookie, clock=clock))
+        fc.viewers.put(key, found)
+    return found
 
 
 def viewer(request: Request) -> Viewer:

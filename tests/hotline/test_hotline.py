@@ -8,7 +8,13 @@ from sqlalchemy import func, select
 
 from fusioncell.deadlines import engine
 from fusioncell.deadlines.models import Deadline
-from fusioncell.errors import Forbidden, FusioncellError, InvalidInput, NotFound, TooLarge
+from fusioncell.errors import (
+    Forbidden,
+    FusioncellError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+)
 from fusioncell.hotline import service as hotline_service
 from fusioncell.hotline import templates
 from fusioncell.record.models import Entry

@@ -206,3 +206,35 @@ def test_an_operator_mbtiles_basemap_is_served_locally(cell, tmp_path):
     assert response.status_code == 200 and response.content == png
     assert client.get("/tiles/1/0/0.png").status_code == 204
     assert 'data-tiles="/tiles/{z}/{x}/{y}.png"' in client.get("/map").text
+
+
+def test_thread_shows_the_original_and_a_labelled_machine_translation(cell, tmp_path):
+    from fusioncell.app import create_app
+    from fusioncell.deps import Settings
+    from tests.factories.hotline import places, send, viewer
+    from tests.factories.identity import add_personas
+    from tests.hotline.test_translate import ARABIC, ENGLISH, build_package
+
+    models = tmp_path / "models"
+    build_package(models / "translate-ar_en-1_0", "ar", "en", ARABIC, ["▁hello", "▁world"])
+    build_package(models / "translate-en_he-1_0", "en", "he", ENGLISH, ["▁שלום"])
+    add_personas(cell)
+    places(cell)
+    message = send(cell, viewer(cell, "sy/liaison-1"), text="مرحبا بالعالم", lang="ar", audience=["IL"])
+    client = TestClient(create_app(cell, settings=Settings(mt_models=str(models))))
+    web_login(client, "il/liaison-1")
+    html = client.get(f"/hotline/threads/{message.leaf_hash.hex()}").text
+    assert "مرحبا بالعالم" in html  # the original, always
+    assert 'class="machine">שלום' in html  # Arabic to Hebrew through English
+    assert "translate-ar_en-1_0 + translate-en_he-1_0" in html
+
+
+def test_thread_without_models_says_it_is_not_translated(api):
+    from tests.factories.hotline import places, send, viewer
+
+    places(api.cell)
+    message = send(api.cell, viewer(api.cell, "sy/liaison-1"), text="مرحبا", lang="ar", audience=["IL"])
+    client = fresh(api)
+    web_login(client, "us/supervisor-1")
+    html = client.get(f"/hotline/threads/{message.leaf_hash.hex()}").text
+    assert "مرحبا" in html and "Not translated" in html

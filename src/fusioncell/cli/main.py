@@ -10,7 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from fusioncell.config import DEMO_CONFIG, DataPaths, data_dir, load_config
@@ -400,6 +406,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8470,
     mbtiles: Annotated[Optional[Path], typer.Option(help="A local MBTiles basemap to serve (raster PNG).")] = None,
+    mt_models: Annotated[Optional[Path], typer.Option(help="Folder of Argos-format translation models.")] = None,
 ) -> None:
     """Serve the cell over HTTP."""
     import uvicorn
@@ -413,7 +420,7 @@ def serve(
     with errors():
         cell = open_cell(data_dir(dir), db_url=db)
     out.print(f"fusioncell serving on http://{host}:{port}/")
-    settings = Settings(mbtiles=str(mbtiles) if mbtiles else None)
+    settings = Settings(mbtiles=str(mbtiles) if mbtiles else None, mt_models=str(mt_models) if mt_models else None)
     uvicorn.run(create_app(cell, settings=settings), host=host, port=port, log_level="warning")
 
 
@@ -427,7 +434,7 @@ def demo(
     root = data_dir(dir)
     if not DataPaths(root).cell_key.exists():
         init(dir=root, config=None, demo=True, db=None)
-    serve(dir=root, db=None, host=host, port=port, mbtiles=None)
+    serve(dir=root, db=None, host=host, port=port, mbtiles=None, mt_models=None)
 
 
 def main() -> None:  # pragma: no cover

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from fusioncell.cell import CellHandle
 from fusioncell.geo import service as geo_service
-from fusioncell.identity import service as identity_service
 from fusioncell.hotline import service as hotline_service
+from fusioncell.identity import service as identity_service
 from fusioncell.identity.service import SCOPES, Viewer
 from fusioncell.record import signing
 from fusioncell.record.sequencer import Appended, Log

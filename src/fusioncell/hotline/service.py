@@ -16,7 +16,15 @@ from fusioncell.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from fusioncell.geo import service as geo_service
 from fusioncell.hotline import templates
 from fusioncell.hotline.kinds import PRECEDENCES, MessageBody, addressed
-from fusioncell.hotline.models import Ack, AttachmentRef, Message, Receipt, StoredFile, Thread
+from fusioncell.hotline.models import (
+    Ack,
+    AttachmentRef,
+    Message,
+    Receipt,
+    StoredFile,
+    Thread,
+)
+from fusioncell.hotline.translate import Translation, Translator
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.identity.service import Viewer
@@ -162,6 +170,7 @@ class MessageView:
     message: Message
     rendered: str | None  # the coded template in the reader's language
     original: dict[str, str] | None
+    translation: Translation | None = None  # machine translation of the original, labelled as such
     acks: list[Ack] = field(default_factory=list)
     receipts: list[Receipt] = field(default_factory=list)
     awaiting: list[str] = field(default_factory=list)  # parties that have not acknowledged yet
@@ -212,7 +221,8 @@ def render_body(session: Session, body: dict[str, Any], language: str) -> str | 
     return templates.render(template["code"], template["fields"], language, place_name=name)
 
 
-def thread_view(session: Session, *, viewer: Viewer, thread_id: str, language: str) -> tuple[Thread, list[MessageView]]:
+def thread_view(session: Session, *, viewer: Viewer, thread_id: str, language: str,
+                translator: Translator | None = None) -> tuple[Thread, list[MessageView]]:
     thread = access_thread(session, viewer=viewer, thread_id=thread_id)
     messages = list(session.execute(select(Message).where(Message.thread == thread.id).order_by(Message.seq))
                     .scalars())
@@ -233,8 +243,15 @@ def thread_view(session: Session, *, viewer: Viewer, thread_id: str, language: s
             awaiting=[p for p in owed if p not in done],
             my_due=next((d for d in mine if d.party == viewer.party and d.met_seq is None), None),
             deadlines=mine,
+            translation=_translate(translator, message.body.get("text"), language),
         ))
     return thread, views
+
+
+def _translate(translator: Translator | None, original: dict[str, str] | None, language: str) -> Translation | None:
+    if translator is None or not original or original["lang"] == language:
+        return None
+    return translator.translate(original["text"], source=original["lang"], target=language)
 
 
 def missed_for(session: Session, *, viewer: Viewer) -> list[Deadline]:

@@ -9,8 +9,8 @@ from pydantic import Field
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from fusioncell.identity.models import Cell, Member, Party, PartySetting, SigningKey
 from fusioncell.errors import InvalidSubmission
+from fusioncell.identity.models import Cell, Member, Party, PartySetting, SigningKey
 from fusioncell.record.canonical import b64d
 from fusioncell.record.format import CELL_PARTY
 from fusioncell.record.kinds import BodyModel, Kind, register

@@ -56,6 +56,7 @@ def logout(fc: Fc, request: Request, response: Response, who: Who) -> None:
     cookie = request.cookies.get(COOKIE)
     if cookie:
         fc.write(lambda s: identity_service.logout(s, cookie=cookie, clock=fc.cell.log.clock))
+        fc.viewers.clear()
     response.delete_cookie(COOKIE, path="/")
 
 

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from fusioncell.clock import Clock, format_time
 from fusioncell.config import CellConfig
-from fusioncell.errors import Forbidden, FusioncellError, InvalidInput, NotFound, RateLimited, Unauthenticated
+from fusioncell.errors import (
+    Forbidden,
+    FusioncellError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from fusioncell.identity.auth import (
     KeyEncryptionKey,
     check_password,

@@ -117,16 +117,17 @@ async def stream(ws: WebSocket, after: int = -1) -> None:
             if closed in done:
                 waiting.cancel()
                 return
-            appended, head = waiting.result()
-            for entry in appended:
-                if entry.seq <= last:
+            batch = waiting.result()
+            for seq, text in batch.entry_texts(who.party):
+                if seq <= last:
                     continue
-                if entry.seq > last + 1:  # appended by another worker: read what lies between
-                    await catch_up(entry.seq - 1)
-                await ws.send_json({"type": "entry", **service.view_of(entry, who.party)})
-                last = entry.seq
+                if seq > last + 1:  # appended by another worker: read what lies between
+                    await catch_up(seq - 1)
+                await ws.send_text(text)
+                last = seq
+            head = batch.head_text()
             if head is not None:
-                await ws.send_json({"type": "tree_head", **head})
+                await ws.send_text(head)
     except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
         pass
     finally:

@@ -24,10 +24,21 @@ from fusioncell.clock import Clock, format_time
 from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.record import kinds as kind_registry
 from fusioncell.record.canonical import canonical, hash_hex
-from fusioncell.record.format import CELL_PARTY, check_submission_shape, make_entry, tree_head
+from fusioncell.record.format import (
+    CELL_PARTY,
+    check_submission_shape,
+    make_entry,
+    tree_head,
+)
 from fusioncell.record.merkle import MerkleTree, leaf_hash
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
-from fusioncell.record.registry import GENESIS, IDENTITY_KINDS, KeyInfo, Registry, SignerRefused
+from fusioncell.record.registry import (
+    GENESIS,
+    IDENTITY_KINDS,
+    KeyInfo,
+    Registry,
+    SignerRefused,
+)
 from fusioncell.record.signing import SigningKey, sign, verify
 
 if TYPE_CHECKING:
@@ -239,19 +250,14 @@ class Log:
         time = now if now > self._last_time else self._last_time  # entry times never go back
         leaf = canonical(make_entry(seq=seq, time=time, submission=sub, sig=p.sig))
         hashed = leaf_hash(leaf)
+        # A duplicate (key, nonce) fails this insert; callers run each unit in its own transaction or savepoint
+        # (the group committer does), so the failure undoes only that unit.
         try:
-            with session.begin_nested():
-                session.execute(
-                    insert(Entry),
-                    [
-                        {
-                            "seq": seq, "leaf_hash": hashed, "kind": kind.name, "party": sub["party"],
-                            "author": sub["author"], "key_id": sub["key"], "nonce": sub["nonce"],
-                            "audience": " ".join(sub["audience"]), "body_hash": sub["body"],
-                            "created_at": sub["created"], "sequenced_at": time, "leaf": leaf,
-                        }
-                    ],
-                )
+            session.execute(insert(Entry), [{
+                "seq": seq, "leaf_hash": hashed, "kind": kind.name, "party": sub["party"], "author": sub["author"],
+                "key_id": sub["key"], "nonce": sub["nonce"], "audience": " ".join(sub["audience"]),
+                "body_hash": sub["body"], "created_at": sub["created"], "sequenced_at": time, "leaf": leaf,
+            }])
         except IntegrityError as exc:
             raise Conflict(
                 f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",

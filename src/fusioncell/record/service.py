@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from fusioncell.errors import Conflict, Forbidden, InvalidInput, InvalidSubmission, NotFound
+from fusioncell.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidSubmission,
+    NotFound,
+)
 from fusioncell.identity.models import Cell, SigningKey
 from fusioncell.identity.service import Viewer
 from fusioncell.record import access

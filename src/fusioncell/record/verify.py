@@ -23,7 +23,13 @@ from fusioncell.errors import InvalidSubmission, VerificationFailed
 from fusioncell.record.canonical import b64d, canonical, hash_hex
 from fusioncell.record.format import check_submission_shape, tree_head
 from fusioncell.record.merkle import MerkleTree, leaf_hash
-from fusioncell.record.registry import GENESIS, IDENTITY_KINDS, KEY_ADDED, Registry, SignerRefused
+from fusioncell.record.registry import (
+    GENESIS,
+    IDENTITY_KINDS,
+    KEY_ADDED,
+    Registry,
+    SignerRefused,
+)
 from fusioncell.record.signing import key_id as compute_key_id
 from fusioncell.record.signing import verify as verify_sig
 

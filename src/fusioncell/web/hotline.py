@@ -16,11 +16,17 @@ from fusioncell.geo import service as geo_service
 from fusioncell.hotline import service as hotline_service
 from fusioncell.hotline import templates
 from fusioncell.hotline.kinds import PRECEDENCES
-from fusioncell.identity import service as identity_service
 from fusioncell.hotline.models import Message
+from fusioncell.identity import service as identity_service
 from fusioncell.identity.service import Viewer
 from fusioncell.web import attention, i18n
-from fusioncell.web.routes import ALERTS, check_form_csrf, language_for, page_viewer, render
+from fusioncell.web.routes import (
+    ALERTS,
+    check_form_csrf,
+    language_for,
+    page_viewer,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,7 +44,7 @@ def thread(request: Request, thread_id: str) -> HTMLResponse:
     fc = state(request)
     language = language_for(request, viewer)
     found, views = fc.read(lambda s: hotline_service.thread_view(s, viewer=viewer, thread_id=thread_id,
-                                                                 language=language))
+                                                                 language=language, translator=fc.translator))
     # Opening the thread is reading it: a signed "read" receipt for every message not yet marked.
     for view in views:
         if view.message.party != viewer.party and not any(r.member == viewer.member and r.status == "read"

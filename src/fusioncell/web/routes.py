@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fusioncell.clock import format_time
-from fusioncell.deps import COOKIE, AppState, state
+from fusioncell.deps import COOKIE, AppState, _viewer, state
 from fusioncell.errors import FusioncellError, NotFound, RateLimited, Unauthenticated
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import new_secret, same
@@ -55,12 +61,11 @@ def language_for(request: Request, viewer: Viewer | None) -> str:
 
 
 def page_viewer(request: Request) -> Viewer:
-    fc = state(request)
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         raise LoginRequired
     try:
-        return fc.read(lambda s: identity_service.authenticate_session(s, cookie=cookie, clock=fc.cell.log.clock))
+        return _viewer(state(request), None, cookie)
     except Unauthenticated as exc:
         raise LoginRequired from exc
 
@@ -141,6 +146,7 @@ def logout_submit(request: Request, csrf_token: str = Form("")) -> Response:
     fc = state(request)
     cookie = request.cookies.get(COOKIE, "")
     fc.write(lambda s: identity_service.logout(s, cookie=cookie, clock=fc.cell.log.clock))
+    fc.viewers.clear()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -278,11 +284,12 @@ async def events(request: Request) -> StreamingResponse:
                     last = item["seq"]
             while not await request.is_disconnected():
                 try:
-                    appended, head = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                    batch = await asyncio.wait_for(sub.queue.get(), timeout=15)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                for entry in appended:
+                head = batch.head
+                for entry in batch.appended:
                     if last is not None and entry.seq <= last:
                         continue
                     yield event(record_service.view_of(entry, viewer.party))
