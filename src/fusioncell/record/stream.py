@@ -27,14 +27,15 @@ class Batch:
 
         texts = self._texts.get(party)
         if texts is None:
-            texts = [(e.seq, json.dumps({"type": "entry", **view_of(e, party)}, ensure_ascii=False))
+            texts = [(e.seq, json.dumps({"type": "entry", **view_of(e, party)}, ensure_ascii=False,
+                                         separators=(",", ":")))
                      for e in self.appended]
             self._texts[party] = texts
         return texts
 
     def head_text(self) -> str | None:
         if self.head is not None and self._head_text is None:
-            self._head_text = json.dumps({"type": "tree_head", **self.head})
+            self._head_text = json.dumps({"type": "tree_head", **self.head}, separators=(",", ":"))
         return self._head_text
 
 
