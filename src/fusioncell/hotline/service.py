@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import format_time
@@ -191,7 +191,7 @@ def inbox(session: Session, *, viewer: Viewer, limit: int = 100) -> list[ThreadS
     last = {m.seq: m for m in session.execute(select(Message).where(Message.seq.in_([t.last_seq for t in threads])))
             .scalars()}
     pending = session.execute(
-        select(Message.thread, func.count(), func.min(Deadline.due_at), func.max(Message.precedence == "FLASH"))
+        select(Message.thread, func.count(), func.min(Deadline.due_at), func.max(case((Message.precedence == "FLASH", 1), else_=0)))
         .join(Deadline, and_(Deadline.source_seq == Message.seq, Deadline.rule == "hotline.ack",
                              Deadline.party == viewer.party, Deadline.met_seq.is_(None),
                              Deadline.state != "closed"))
