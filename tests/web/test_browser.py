@@ -193,3 +193,32 @@ def test_no_other_partys_data_reaches_the_browser(browser, server):
 def teardown_module(_module):
     if not any(SHOTS.glob("*.png")):
         shutil.rmtree(SHOTS, ignore_errors=True)
+
+
+def test_a_flash_message_raises_an_alert_and_is_acknowledged_in_one_action(browser, server):
+    from tests.factories.hotline import places, send, viewer
+
+    places(server.cell)
+    page = browser.new_page()
+    watch = Watch(page)
+    login(page, server, "il/liaison-1")
+    page.wait_for_load_state("networkidle")
+    message = send(server.cell, viewer(server.cell, "sy/liaison-1"), precedence="FLASH", subject="Fire near Beit Jinn",
+                   template="REQ-CEASE", fields={"place": "beit-jinn", "activity": "fire"}, text=None,
+                   audience=["IL"])
+    alert = page.locator("#live-alert")
+    alert.wait_for(state="visible", timeout=10000)
+    assert "FLASH" in alert.inner_text() and "Fire near Beit Jinn" in alert.inner_text()
+    page.reload()
+    item = page.locator(".attention li.sev-3")
+    assert "FLASH" in item.inner_text()
+    assert page.locator(".attention .due .left").inner_text().strip()  # a countdown is running
+    item.locator("a").click()
+    page.wait_for_load_state("networkidle")
+    assert "בית ג'ן" in page.inner_text(f"#m{message.seq}")  # the coded message, in Hebrew
+    page.click(f"#m{message.seq} form.ackform button")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(f"#m{message.seq} .acks .ok").count() == 1
+    page.screenshot(path=str(SHOTS / "thread-he.png"), full_page=True)
+    assert watch.errors == [] and watch.outside == []
+    page.close()
