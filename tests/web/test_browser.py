@@ -54,6 +54,9 @@ def server(tmp_path):
     cell = init_cell(tmp_path / "data", config=load_config(DEMO_CONFIG), config_path=DEMO_CONFIG,
                      clock=SystemClock())
     add_personas(cell)
+    from tests.factories.hotline import places
+
+    places(cell)
     server = uvicorn.Server(uvicorn.Config(create_app(cell), host="127.0.0.1", port=0, log_level="warning",
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -113,7 +116,8 @@ def test_each_party_walks_the_pages_in_its_language(browser, server, member, lan
         assert page.get_attribute("html", "dir") == direction and page.get_attribute("html", "lang") == lang
         assert home_word in page.inner_text("nav")
         if path == "/map":
-            page.wait_for_selector("#legend-items li")
+            page.wait_for_function("document.querySelectorAll('#legend-items li').length >= 2")
+            assert len(page.locator("#legend-items li").all()) == 2  # the gazetteer and the country outlines
             # Country outlines drawn from world-atlas, served by the cell itself.
             page.wait_for_function("document.querySelectorAll('.leaflet-overlay-pane path').length > 100")
             page.mouse.move(640, 450)
@@ -196,9 +200,8 @@ def teardown_module(_module):
 
 
 def test_a_flash_message_raises_an_alert_and_is_acknowledged_in_one_action(browser, server):
-    from tests.factories.hotline import places, send, viewer
+    from tests.factories.hotline import send, viewer
 
-    places(server.cell)
     page = browser.new_page()
     watch = Watch(page)
     login(page, server, "il/liaison-1")

@@ -238,3 +238,16 @@ def test_thread_without_models_says_it_is_not_translated(api):
     web_login(client, "us/supervisor-1")
     html = client.get(f"/hotline/threads/{message.leaf_hash.hex()}").text
     assert "مرحبا" in html and "Not translated" in html
+
+
+def test_map_layers_carry_the_gazetteer_in_the_members_language(api):
+    from tests.factories.hotline import places
+
+    places(api.cell)
+    client = fresh(api)
+    web_login(client, "sy/liaison-1")
+    data = client.get("/map/layers.json").json()
+    [layer] = [layer for layer in data["layers"] if layer["id"] == "places"]
+    names = {f["properties"]["id"]: f["properties"]["name"] for f in layer["data"]["features"]}
+    assert names["mount-hermon"] == "جبل الشيخ" and len(names) == 8
+    assert layer["data"]["features"][0]["geometry"]["type"] == "Point"

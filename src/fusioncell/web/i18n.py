@@ -17,6 +17,7 @@ RTL = {"ar", "he"}
 DEFAULT = "en"
 
 _current: contextvars.ContextVar[gettext.NullTranslations] = contextvars.ContextVar("translations")
+_language: contextvars.ContextVar[str] = contextvars.ContextVar("language", default=DEFAULT)
 
 
 @cache
@@ -34,6 +35,11 @@ def translations(language: str) -> gettext.NullTranslations:
 
 def activate(language: str) -> None:
     _current.set(translations(language))
+    _language.set(language)
+
+
+def current_language() -> str:
+    return _language.get()
 
 
 def _(message: str, **values: object) -> str:
