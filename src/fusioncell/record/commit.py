@@ -96,6 +96,8 @@ class GroupCommitter:
                         savepoint.rollback()
                         log.rewind(mark if mark is not None else start)
                         del session.info.setdefault("appended", [])[appended:]
+                        # Rows the unit wrote went with its savepoint; rows it only buffered go here.
+                        session.info["flushed"] = min(session.info.get("flushed", 0), appended)
                         outcomes.append((future, False, exc))
                 head = log.seal(session)
         except Exception as exc:  # the commit itself failed: nothing in the batch is durable

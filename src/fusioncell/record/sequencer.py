@@ -13,10 +13,10 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 
 # Arbitrary but fixed: the PostgreSQL advisory lock that serialises appends across workers.
 SEQUENCER_LOCK = 0x66757331
+# Core statements, built once: the ORM's per-statement work is most of an append's cost otherwise.
+_INSERT_ENTRY = Entry.__table__.insert()
+_INSERT_BODY = Body.__table__.insert()
+_INSERT_AUDIENCE = EntryAudience.__table__.insert()
+_INSERT_HEAD = TreeHead.__table__.insert()
+_DUPLICATE = select(Entry.seq).where(Entry.key_id == bindparam("key"), Entry.nonce == bindparam("nonce"))
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Appended:
     sig: str
     body: dict[str, Any]
     leaf: bytes
+    body_bytes: bytes = field(default=b"", repr=False)
 
     @property
     def kind(self) -> str:
@@ -238,6 +245,8 @@ class Log:
             raise refuse(str(exc), exc.code) from exc
         if p.verified_key != info.public_key and not verify(info.public_key, p.sub_bytes, p.sig):
             raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
+        if kind.check is not None or sub["refs"]:
+            self.flush(session)  # checks may read what this transaction appended
         if kind.check is not None:
             kind.check(session, sub, p.body_model)
         if sub["refs"]:
@@ -245,36 +254,57 @@ class Log:
             found = session.execute(select(func.count()).where(Entry.leaf_hash.in_(wanted))).scalar_one()
             if found != len(set(wanted)):
                 raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
+        pending = session.info.setdefault("appended", [])
+        if self._is_duplicate(session, sub, pending):
+            raise Conflict(f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",
+                           code="duplicate_submission")
 
         now = format_time(self.clock.now())
         time = now if now > self._last_time else self._last_time  # entry times never go back
         leaf = canonical(make_entry(seq=seq, time=time, submission=sub, sig=p.sig))
         hashed = leaf_hash(leaf)
-        # A duplicate (key, nonce) fails this insert; callers run each unit in its own transaction or savepoint
-        # (the group committer does), so the failure undoes only that unit.
-        try:
-            session.execute(insert(Entry), [{
-                "seq": seq, "leaf_hash": hashed, "kind": kind.name, "party": sub["party"], "author": sub["author"],
-                "key_id": sub["key"], "nonce": sub["nonce"], "audience": " ".join(sub["audience"]),
-                "body_hash": sub["body"], "created_at": sub["created"], "sequenced_at": time, "leaf": leaf,
-            }])
-        except IntegrityError as exc:
-            raise Conflict(
-                f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",
-                code="duplicate_submission",
-            ) from exc
-        session.execute(insert(Body), [{"seq": seq, "data": p.body_bytes}])
-        session.execute(insert(EntryAudience), [{"party": party, "seq": seq} for party in sub["audience"]])
+        appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes)
+        # The rows are written in one statement per table when the transaction is sealed (or before anything
+        # reads them): per-row inserts cost more than everything else an append does.
+        pending.append(appended)
         self._tree.append(hashed)
         self._last_time = time
-        appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf)
         if kind.apply is not None:
+            self.flush(session)
             kind.apply(session, appended, p.body_model)
         if kind.name in IDENTITY_KINDS:
             self._registry = None  # reloaded from the projections the kind just updated
             self.cell_id = registry.cell_id
-        session.info.setdefault("appended", []).append(appended)
         return appended
+
+    def _is_duplicate(self, session: Session, sub: dict[str, Any], appended: list[Appended]) -> bool:
+        key, nonce = sub["key"], sub["nonce"]
+        unflushed = appended[session.info.get("flushed", 0):]
+        if any(a.submission["key"] == key and a.submission["nonce"] == nonce for a in unflushed):
+            return True
+        return session.connection().execute(_DUPLICATE, {"key": key, "nonce": nonce}).first() is not None
+
+    def flush(self, session: Session) -> None:
+        """Write the rows of entries appended in this transaction but not yet written."""
+        appended = session.info.get("appended", [])
+        start = min(session.info.get("flushed", 0), len(appended))
+        batch = appended[start:]
+        if not batch:
+            return
+        conn = session.connection()
+        try:
+            conn.execute(_INSERT_ENTRY, [{
+                "seq": a.seq, "leaf_hash": a.leaf_hash, "kind": a.submission["kind"], "party": a.submission["party"],
+                "author": a.submission["author"], "key_id": a.submission["key"], "nonce": a.submission["nonce"],
+                "audience": " ".join(a.submission["audience"]), "body_hash": a.submission["body"],
+                "created_at": a.submission["created"], "sequenced_at": a.time, "leaf": a.leaf,
+            } for a in batch])
+        except IntegrityError as exc:
+            raise Conflict("an entry of this batch is already in the log", code="duplicate_submission") from exc
+        conn.execute(_INSERT_BODY, [{"seq": a.seq, "data": a.body_bytes} for a in batch])
+        conn.execute(_INSERT_AUDIENCE, [{"party": party, "seq": a.seq} for a in batch
+                                        for party in a.submission["audience"]])
+        session.info["flushed"] = len(appended)
 
     def append_as_cell(
         self, session: Session, *, kind: str, body: dict[str, Any], audience: list[str] | None = None,
@@ -303,13 +333,15 @@ class Log:
         with self._guard:
             if not session.info.get("appended") or self._tree is None or self.cell_key is None:
                 return None
+            self.flush(session)
             size = self._tree.size
             if size <= self._head_size:
                 return None
             root = self._tree.root(size)
             head = tree_head(cell=self.cell_id or "", size=size, root_hex=root.hex(), time=self._last_time)
             sig = sign(self.cell_key, canonical(head))
-            session.execute(insert(TreeHead), [{"size": size, "root": root, "signed_at": head["time"], "sig": sig}])
+            session.connection().execute(_INSERT_HEAD, [{"size": size, "root": root, "signed_at": head["time"],
+                                                         "sig": sig}])
             if session.get_bind().dialect.name == "postgresql":
                 from fusioncell.record.notify import notify
 
