@@ -131,7 +131,7 @@ def serve(kind: str, directory: str | None) -> None:
     """Child process: bind a free loopback port, say which on stdout, serve until SIGTERM."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
     port = sock.getsockname()[1]

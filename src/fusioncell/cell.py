@@ -79,4 +79,12 @@ def open_cell(root: Path, *, db_url: str | None = None, clock: Clock | None = No
         raise ConfigError(f"no cell in {root}; create one with: fusioncell init --dir {root}")
     db = Database(_db_url(paths, db_url))
     key = signing.load_key(paths.cell_key) if with_key and paths.cell_key.exists() else None
-    return CellHandle(paths, db, Log(clock=clock or SystemClock(), cell_key=key))
+    from sqlalchemy import select
+
+    from fusioncell.identity.models import Cell
+
+    with db.read() as session:
+        cell_id = session.execute(select(Cell.id)).scalar_one_or_none()
+    if cell_id is None:
+        raise ConfigError(f"the database of {root} holds no cell (no genesis entry)")
+    return CellHandle(paths, db, Log(clock=clock or SystemClock(), cell_id=cell_id, cell_key=key))

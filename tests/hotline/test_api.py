@@ -129,3 +129,17 @@ def test_a_missed_deadline_is_on_the_stream_at_once(hot):
                 kinds.append(message["entry"]["submission"]["kind"])
                 if message["entry"]["submission"]["kind"] == "deadline.missed":
                     assert message["body"]["source"] == seq and message["body"]["party"] == "IL"
+
+
+def test_a_program_can_send_right_after_a_restart(hot):
+    """Nothing but a bearer token, on a freshly opened cell: the cell id comes from the database."""
+    from fusioncell.app import create_app
+    from fusioncell.cell import open_cell
+
+    token = token_for(hot.cell, "sy/liaison-1", ["read", "write"])
+    reopened = open_cell(hot.cell.paths.root, db_url=hot.cell.db.url, clock=hot.cell.log.clock)
+    with TestClient(create_app(reopened)) as fresh:
+        response = fresh.post("/api/v1/hotline/messages", headers={"Authorization": f"Bearer {token}"},
+                              json={"audience": ["IL"], "precedence": "ROUTINE", "subject": "x", "text": "y"})
+    reopened.close()
+    assert response.status_code == 201, response.text

@@ -241,3 +241,20 @@ def test_every_template_renders_in_every_language():
             assert "{" not in text and text.strip()
             if any(f.type == "place" for f in template.fields):
                 assert f"<quneitra:{language}>" in text
+
+
+def test_the_ticker_records_each_deadline_on_its_own(cell, people, clock):
+    from fusioncell.record.commit import GroupCommitter
+
+    first = send(cell, people["sy"], precedence="FLASH")
+    second = send(cell, people["il"], precedence="FLASH")
+    clock.advance(minutes=6)
+    committer = GroupCommitter(cell.db, cell.log)
+    ticker = engine.Ticker(committer, cell.log, interval=3600)
+    try:
+        fired = ticker.tick()
+        assert sorted(e.body["source"] for e in fired) == [first.seq, second.seq]
+        assert ticker.tick() == []  # each passing is recorded once
+    finally:
+        ticker.close()
+        committer.close()

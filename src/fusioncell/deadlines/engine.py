@@ -4,6 +4,7 @@ from the log like any state); the engine appends a cell-signed `deadline.missed`
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ from fusioncell.record.sequencer import Appended, Log
 
 if TYPE_CHECKING:
     from fusioncell.record.commit import GroupCommitter
+
+logger = logging.getLogger(__name__)
 
 
 def open_deadline(session: Session, *, id: str, rule: str, entry: Appended, party: str, due: timedelta,
@@ -52,21 +55,23 @@ def close(session: Session, *, id: str) -> None:
 
 
 def due(session: Session, *, now: datetime) -> list[Deadline]:
+    # Only open and missed deadlines wait for the engine: the state filter keeps this on the index however
+    # many met deadlines the cell has kept.
     stamp = format_time(now)
     return list(session.execute(
-        select(Deadline).where(Deadline.next_at.is_not(None), Deadline.next_at <= stamp)
+        select(Deadline).where(Deadline.state.in_(("open", "missed")), Deadline.next_at <= stamp)
         .order_by(Deadline.next_at, Deadline.id)).scalars())
+
+
+def fire(session: Session, *, log: Log, row: Deadline) -> Appended:
+    body = {"deadline": row.id, "rule": row.rule, "source": row.source_seq, "party": row.party, "due_at": row.due_at}
+    kind = "deadline.missed" if row.state == "open" else "deadline.escalated"
+    return log.append_as_cell(session, kind=kind, body=body, audience=row.audience.split())
 
 
 def fire_due(session: Session, *, log: Log, now: datetime) -> list[Appended]:
     """Append the entries for every deadline that has passed since the last run."""
-    fired = []
-    for row in due(session, now=now):
-        body = {"deadline": row.id, "rule": row.rule, "source": row.source_seq, "party": row.party,
-                "due_at": row.due_at}
-        kind = "deadline.missed" if row.state == "open" else "deadline.escalated"
-        fired.append(log.append_as_cell(session, kind=kind, body=body, audience=row.audience.split()))
-    return fired
+    return [fire(session, log=log, row=row) for row in due(session, now=now)]
 
 
 class MissedBody(BodyModel):
@@ -111,18 +116,30 @@ class Ticker:
         self._thread.start()
 
     def tick(self) -> list[Appended]:
+        """One unit per deadline: one that cannot be recorded does not hold back the others."""
         now = self.log.clock.now()
         with self.committer.db.read() as session:
-            if not due(session, now=now):
-                return []
-        return self.committer.run(lambda s: fire_due(s, log=self.log, now=now))
+            ids = [row.id for row in due(session, now=now)]
+        fired = []
+        for deadline_id in ids:
+            try:
+                fired.append(self.committer.run(lambda s, d=deadline_id: self._fire_one(s, d, now)))
+            except Exception:  # noqa: BLE001  recorded nowhere else: say so, retry at the next tick
+                logger.exception("could not record the passing of deadline %s", deadline_id)
+        return [f for f in fired if f is not None]
+
+    def _fire_one(self, session: Session, deadline_id: str, now: datetime) -> Appended | None:
+        row = session.get(Deadline, deadline_id)
+        if row is None or row.state not in ("open", "missed") or not row.next_at or row.next_at > format_time(now):
+            return None  # met or recorded meanwhile
+        return fire(session, log=self.log, row=row)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.tick()
             except Exception:  # noqa: BLE001  the next tick retries; a failed tick loses nothing
-                continue
+                logger.exception("deadline tick failed")
 
     def close(self) -> None:
         self._stop.set()
