@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -49,9 +50,15 @@ def parse_time(text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+_RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
 def is_record_time(text: str) -> bool:
-    """True when text is exactly in the record's time format."""
+    """True when text is exactly in the record's time format (and a real date and time)."""
+    if not _RECORD_TIME.fullmatch(text):
+        return False
     try:
-        return format_time(parse_time(text)) == text
+        datetime.fromisoformat(text[:-1])
     except ValueError:
         return False
+    return True
