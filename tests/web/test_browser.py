@@ -212,6 +212,17 @@ def test_a_flash_message_raises_an_alert_and_is_acknowledged_in_one_action(brows
     alert = page.locator("#live-alert")
     alert.wait_for(state="visible", timeout=10000)
     assert "FLASH" in alert.inner_text() and "Fire near Beit Jinn" in alert.inner_text()
+    # The page confirmed receipt: a signed "delivered" receipt by il/liaison-1.
+    from fusioncell.hotline.models import Receipt
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with server.cell.db.read() as session:
+            if session.get(Receipt, (message.seq, "il/liaison-1", "delivered")) is not None:
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no delivered receipt was recorded")
     page.reload()
     item = page.locator(".attention li.sev-3")
     assert "FLASH" in item.inner_text()

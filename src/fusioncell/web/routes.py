@@ -266,8 +266,10 @@ async def events(request: Request) -> StreamingResponse:
     last = int(resume) if resume and resume.lstrip("-").isdigit() else None
 
     def event(item: dict[str, Any]) -> str:
-        payload = {"seq": item["seq"], "html": _row_html(request, viewer, item),
-                   "kind": item.get("entry", {}).get("submission", {}).get("kind")}
+        submission = item.get("entry", {}).get("submission", {})
+        payload = {"seq": item["seq"], "html": _row_html(request, viewer, item), "kind": submission.get("kind")}
+        if submission.get("kind") == "hotline.message" and submission.get("party") != viewer.party:
+            payload["deliver"] = True  # the page confirms receipt: a signed "delivered" receipt
         alerts = [text for alert in ALERTS if (text := alert(item, viewer))]
         if alerts:
             payload["alert"] = alerts[0]

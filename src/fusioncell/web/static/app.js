@@ -47,6 +47,17 @@
     box.hidden = false;
   }
 
+  // The member's page received a message: record it, signed, as delivered (once per member; repeats are no-ops).
+  function delivered(seq) {
+    const token = document.querySelector('meta[name="csrf-token"]');
+    if (!token) return;
+    fetch("/api/v1/hotline/messages/" + encodeURIComponent(seq) + "/receipts", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": token.content },
+      body: JSON.stringify({ status: "delivered" }),
+    }).catch(function () { /* the next page load or stream event tries again */ });
+  }
+
   function live() {
     if (body.dataset.live !== "on" || !window.EventSource) return;
     const rows = document.querySelector("[data-live-rows]");
@@ -66,6 +77,7 @@
         }
       }
       if (data.alert) alert(data.alert);
+      if (data.deliver) delivered(data.seq);
       body.dispatchEvent(new CustomEvent("fusioncell:entry", { detail: data }));
     });
   }
