@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from fusioncell.cell import CellHandle
 from fusioncell.config import DEMO_CONFIG, DataPaths, data_dir, load_config
 from fusioncell.errors import FusioncellError, VerificationFailed
 
@@ -48,6 +49,19 @@ def errors() -> Iterator[None]:
         fail(f"verification FAILED at {exc.message}", 2)
     except (FusioncellError, PermissionError) as exc:
         fail(str(exc))
+
+
+@contextmanager
+def opened(dir: Path | None, db: str | None, *, with_key: bool = True) -> Iterator[CellHandle]:
+    """The cell in DATA, closed afterwards; its errors become clear messages and a non-zero exit."""
+    from fusioncell.cell import open_cell
+
+    with errors():
+        cell = open_cell(data_dir(dir), db_url=db, with_key=with_key)
+        try:
+            yield cell
+        finally:
+            cell.close()
 
 
 @contextmanager
@@ -130,35 +144,29 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Write the log as PARTY may see it, with the latest signed tree head."""
-    from fusioncell.cell import open_cell
     from fusioncell.record.export import export_to_file
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+    with opened(dir, db, with_key=False) as cell:
         with cell.db.read() as session:
             total = cell.log.tree(session).size
             with progress_bar("exporting", total) as advance:
                 head = export_to_file(session, party=party, path=out_file, progress=advance)
-        cell.close()
     out.print(f"wrote {out_file}: {head['size']} entries as {party} sees them, root {head['root']}")
 
 
 @app.command()
 def rebuild(dir: DirOption = None, db: DbOption = None) -> None:
     """Drop the projection tables and rebuild them from the log."""
-    from fusioncell.cell import open_cell
     from fusioncell.record.rebuild import projection_digest
     from fusioncell.record.rebuild import rebuild as rebuild_projections
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+    with opened(dir, db, with_key=False) as cell:
         with cell.db.read() as session:
             before = projection_digest(session)
             total = cell.log.tree(session).size
         with cell.db.write() as session, progress_bar("rebuilding", total) as advance:
             count = rebuild_projections(session, progress=advance)
             after = projection_digest(session)
-        cell.close()
     same = "identical to" if before == after else "DIFFERENT from"
     out.print(f"rebuilt projections from {count} entries; state digest {after} is {same} the one before")
 
@@ -168,13 +176,11 @@ def status(dir: DirOption = None, db: DbOption = None) -> None:
     """Show the cell, its parties and the latest signed tree head."""
     from sqlalchemy import select
 
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
     from fusioncell.identity.models import Cell
     from fusioncell.record.models import TreeHead
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+    with opened(dir, db, with_key=False) as cell:
         with cell.db.read() as session:
             row = session.execute(select(Cell)).scalar_one()
             head = session.execute(select(TreeHead).order_by(TreeHead.size.desc()).limit(1)).scalar_one()
@@ -182,7 +188,6 @@ def status(dir: DirOption = None, db: DbOption = None) -> None:
             for party in identity_service.list_parties(session):
                 out.print(f"  {party.id:4} {party.role:10} {party.names.get('en', '')}")
             out.print(f"tree head: size {head.size}, root {head.root.hex()}, signed {head.signed_at}")
-        cell.close()
 
 
 @key_app.command("generate")
@@ -211,22 +216,18 @@ def key_add(
     db: DbOption = None,
 ) -> None:
     """Enrol a key (an identity.key_added entry signed by the cell)."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
     from fusioncell.record.canonical import b64d
 
-    with errors():
-        try:
-            raw = b64d(public_key)
-        except ValueError:
-            fail("--public-key must be base64url without padding (43 characters)")
-        if len(raw) != 32:
-            fail("--public-key must decode to 32 bytes (an Ed25519 public key)")
-        cell = open_cell(data_dir(dir), db_url=db)
-        with cell.log.transaction(cell.db) as session:
-            entry = identity_service.enrol_key(session, log=cell.log, party=party, holder=holder,
-                                               public_key=raw, custody=custody, purpose=purpose)
-        cell.close()
+    try:
+        raw = b64d(public_key)
+    except ValueError:
+        fail("--public-key must be base64url without padding (43 characters)")
+    if len(raw) != 32:
+        fail("--public-key must decode to 32 bytes (an Ed25519 public key)")
+    with opened(dir, db) as cell, cell.log.transaction(cell.db) as session:
+        entry = identity_service.enrol_key(session, log=cell.log, party=party, holder=holder,
+                                           public_key=raw, custody=custody, purpose=purpose)
     out.print(f"enrolled at seq {entry.seq}")
 
 
@@ -238,31 +239,25 @@ def key_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a key: it signs nothing after this entry."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db)
+    with opened(dir, db) as cell:
         with cell.log.transaction(cell.db) as session:
             entry = identity_service.revoke_key(session, log=cell.log, key_id=key_id, reason=reason)
-        cell.close()
     out.print(f"revoked at seq {entry.seq}")
 
 
 @key_app.command("list")
 def key_list(dir: DirOption = None, db: DbOption = None) -> None:
     """List every key ever enrolled."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+    with opened(dir, db, with_key=False) as cell:
         table = Table("key id", "party", "holder", "purpose", "custody", "added", "revoked")
         with cell.db.read() as session:
             for k in identity_service.list_keys(session):
                 table.add_row(k.key_id, k.party, k.holder, k.purpose, k.custody, str(k.added_seq),
                               "" if k.revoked_seq is None else str(k.revoked_seq))
-        cell.close()
     out.print(table)
 
 
@@ -279,7 +274,6 @@ def member_add(
     db: DbOption = None,
 ) -> None:
     """Add a member (an identity.member_added entry); with a password, a cell-held key for the web."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
 
     bad = [r for r in role if r not in ("liaison", "supervisor", "observer", "admin")]
@@ -287,30 +281,25 @@ def member_add(
         fail(f"unknown role {bad[0]!r}; roles are liaison, supervisor, observer, admin")
     if not no_password and password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db)
+    with opened(dir, db) as cell:
         with cell.log.transaction(cell.db) as session:
             identity_service.add_member(session, log=cell.log, kek=cell.kek, actor=None, member_id=member,
                                         party=party, name=name, roles=role,
                                         password=None if no_password else password)
-        cell.close()
     out.print(f"added {member} ({party}, {', '.join(role)})")
 
 
 @member_app.command("list")
 def member_list(dir: DirOption = None, db: DbOption = None) -> None:
     """List members."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db, with_key=False)
+    with opened(dir, db, with_key=False) as cell:
         table = Table("member", "party", "name", "roles", "state")
         with cell.db.read() as session:
             for m in identity_service.list_members(session):
                 table.add_row(m.id, m.party, m.name, ", ".join(m.roles),
                               "active" if m.disabled_seq is None else f"disabled at seq {m.disabled_seq}")
-        cell.close()
     out.print(table)
 
 
@@ -322,15 +311,12 @@ def member_disable(
     db: DbOption = None,
 ) -> None:
     """Disable a member: sessions end, tokens and keys stop working at once."""
-    from fusioncell.cell import open_cell
     from fusioncell.identity import service as identity_service
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db)
+    with opened(dir, db) as cell:
         with cell.log.transaction(cell.db) as session:
             identity_service.disable_member(session, log=cell.log, kek=cell.kek, actor=None, member_id=member,
                                             reason=reason)
-        cell.close()
     out.print(f"disabled {member}")
 
 
@@ -343,19 +329,16 @@ def member_token(
     db: DbOption = None,
 ) -> None:
     """Issue an API token for a member's program (e.g. the party's witness); printed once."""
-    from fusioncell.cell import open_cell
     from fusioncell.errors import NotFound
     from fusioncell.identity import service as identity_service
 
-    with errors():
-        cell = open_cell(data_dir(dir), db_url=db)
+    with opened(dir, db) as cell:
         with cell.log.transaction(cell.db) as session:
             row = identity_service.get_member(session, member)
             if row is None or row.disabled_seq is not None:
                 raise NotFound(f"no active member {member}")
             who = identity_service.Viewer(row.id, row.party, tuple(row.roles), "cli")
             token = identity_service.create_token(session, log=cell.log, viewer=who, scopes=scope, days=days)
-        cell.close()
     out.print(token)
 
 
