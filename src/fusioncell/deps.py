@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from fusioncell.cell import CellHandle
 from fusioncell.errors import Forbidden, Unauthenticated
+from fusioncell.hotline.service import ALLOWED_TYPES
 from fusioncell.hotline.translate import Translator, translator_from_settings
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import RateLimiter, same
@@ -33,6 +34,7 @@ class Settings:
     login_attempts_per_minute: int = 10
     mbtiles: str | None = None  # an operator-supplied MBTiles basemap, served from this machine
     max_attachment_bytes: int = 10 << 20
+    attachment_types: frozenset[str] = ALLOWED_TYPES
     deadline_interval: float | None = 1.0  # seconds between deadline checks; None: no background ticker
     mt_models: str | None = None  # a folder of Argos-format translation models (extra [mt]); none: no MT
 

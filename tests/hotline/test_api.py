@@ -99,10 +99,13 @@ def test_attachment_over_the_limit_is_refused(cell):
     from tests.factories.identity import add_personas
 
     add_personas(cell)
-    c = TestClient(create_app(cell, settings=Settings(max_attachment_bytes=1000)))
+    c = TestClient(create_app(cell, settings=Settings(max_attachment_bytes=1000,
+                                                      attachment_types=frozenset({"text/plain"}))))
     c.headers["Authorization"] = f"Bearer {token_for(cell, 'il/liaison-1', ['read', 'write'])}"
-    response = c.post("/api/v1/attachments", files={"file": ("big.png", b"x" * 5000, "image/png")})
+    response = c.post("/api/v1/attachments", files={"file": ("big.txt", b"x" * 5000, "text/plain")})
     assert response.status_code == 413 and response.json()["code"] == "too_large"
+    response = c.post("/api/v1/attachments", files={"file": ("a.png", b"\x89PNG", "image/png")})
+    assert response.status_code == 400 and "text/plain" in response.json()["detail"]  # the configured types
 
 
 def test_templates_and_places_are_listed_in_three_languages(hot):

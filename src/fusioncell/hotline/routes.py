@@ -103,7 +103,7 @@ async def post_attachment(fc: Fc, who: Who, file: UploadFile) -> dict[str, Any]:
     media_type = file.content_type or "application/octet-stream"
     stored = await fc.awrite(lambda s: hotline_service.store_file(
         s, viewer=who, data=data, media_type=media_type, clock_now=hotline_service.now_text(fc.cell.log),
-        limit=fc.settings.max_attachment_bytes))
+        limit=fc.settings.max_attachment_bytes, allowed=fc.settings.attachment_types))
     return {"sha256": stored.sha256, "name": file.filename or stored.sha256[:12], "media_type": stored.media_type,
             "size": stored.size}
 

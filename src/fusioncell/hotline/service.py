@@ -33,8 +33,8 @@ from fusioncell.record.models import EntryAudience
 from fusioncell.record.sequencer import Appended, Log
 
 MAX_ATTACHMENT = 10 << 20
-ALLOWED_TYPES = {"image/png", "image/jpeg", "application/pdf", "text/plain", "application/geo+json",
-                 "application/vnd.google-earth.kml+xml"}
+ALLOWED_TYPES = frozenset({"image/png", "image/jpeg", "application/pdf", "text/plain", "application/geo+json",
+                 "application/vnd.google-earth.kml+xml"})
 
 
 def _entry_visible(session: Session, party: str, seq: int) -> bool:
@@ -121,11 +121,11 @@ def acknowledge(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Vi
 
 
 def store_file(session: Session, *, viewer: Viewer, data: bytes, media_type: str, clock_now: str,
-               limit: int = MAX_ATTACHMENT) -> StoredFile:
+               limit: int = MAX_ATTACHMENT, allowed: frozenset[str] | set[str] = ALLOWED_TYPES) -> StoredFile:
     if len(data) > limit:
         raise TooLarge(f"attachments are limited to {limit // (1 << 20)} MiB; this one is {len(data)} bytes")
-    if media_type not in ALLOWED_TYPES:
-        raise InvalidInput(f"files of type {media_type} are refused; allowed: {', '.join(sorted(ALLOWED_TYPES))}",
+    if media_type not in allowed:
+        raise InvalidInput(f"files of type {media_type} are refused; allowed: {', '.join(sorted(allowed))}",
                            code="refused_type")
     if not data:
         raise InvalidInput("the file is empty")
