@@ -118,6 +118,9 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
 
         follower = Follower(cell.db, cell.log)  # other workers' entries reach this worker's streams
 
+    from fusioncell.notices.service import Checker
+
+    cell.log.listeners.append(Checker(committer, cell.log))
     ticker = None
     if settings.deadline_interval:
         from fusioncell.deadlines.engine import Ticker

@@ -93,10 +93,15 @@ def init(
     with errors():
         cell = init_cell(root, config=load_config(config_path), config_path=config_path, db_url=db)
         if demo:
-            from fusioncell.demo.scenario import play, play_hotline
+            from fusioncell.demo.scenario import (
+                play,
+                play_hotline,
+                play_zones_and_notices,
+            )
 
             play(cell)
             play_hotline(cell)
+            play_zones_and_notices(cell)
         with cell.db.read() as session:
             size = cell.log.tree(session).size
         cell.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from fusioncell.cell import CellHandle
+from fusioncell.clock import format_time
 from fusioncell.geo import service as geo_service
 from fusioncell.hotline import service as hotline_service
 from fusioncell.identity import service as identity_service
@@ -95,3 +97,40 @@ def play_hotline(cell: CellHandle) -> None:
              template="REQ-CLARIFY", fields={"entry": patrol.seq})
         send(session, "sy/liaison-1", ["IL"], "FLASH", "Fire reported near Beit Jinn",
              template="REQ-CEASE", fields={"place": "beit-jinn", "activity": "fire"})
+
+
+def play_zones_and_notices(cell: CellHandle) -> None:
+    """Illustrative zones (signed by every party but one proposal), and notices the cell finds in conflict."""
+    from fusioncell.notices import service as notice_service
+
+    log, kek = cell.log, cell.kek
+    data = tomllib.loads((Path(__file__).parent / "zones.toml").read_text(encoding="utf-8"))
+    now = log.clock.now()
+    with log.transaction(cell.db) as session:
+        signers = [_viewer(session, m) for m in ("il/liaison-1", "sy/liaison-1", "us/supervisor-1")]
+        for zone in data["zone"]:
+            body = {"id": zone["id"], "names": zone["names"], "illustrative": True, "rules": zone["rules"],
+                    "geometry": {"type": "Polygon", "coordinates": [zone["polygon"]]},
+                    "valid_from": format_time(now - timedelta(days=1))}
+            proposed = log.append_as_cell(session, kind="geo.zone_proposed", body=body)
+            for signer in signers if zone["signed"] else signers[:1]:
+                identity_service.append_as(session, log=log, kek=kek, actor=signer, kind="geo.zone_signed",
+                                           body={"zone": zone["id"], "text": proposed.submission["body"]},
+                                           audience=[p.id for p in identity_service.list_parties(session)])
+    tomorrow = (now + timedelta(days=1)).replace(hour=1, minute=0, second=0, microsecond=0)
+    window = {"start": format_time(tomorrow), "end": format_time(tomorrow + timedelta(hours=2))}
+    notices = [
+        ("il/liaison-1", {"activity": "patrol", "contact": "IL liaison desk, channel 3", **window,
+                          "geometry": {"type": "Point", "coordinates": [35.86, 33.17], "radius_m": 500},
+                          "composition": {"troops": 6}}),
+        ("sy/liaison-1", {"activity": "humanitarian_convoy", "contact": "SY liaison desk", **window,
+                          "geometry": {"type": "LineString", "coordinates": [[35.824, 33.126], [35.879, 33.18]]},
+                          "composition": {}}),
+        ("sy/liaison-1", {"activity": "exercise", "contact": "SY liaison desk", **window,
+                          "geometry": {"type": "Point", "coordinates": [35.95, 33.05], "radius_m": 3000},
+                          "composition": {"troops": 400, "tanks": 12, "air_defence": 2}}),
+    ]
+    with log.transaction(cell.db) as session:
+        for member, body in notices:
+            filed = notice_service.file_notice(session, log=log, kek=kek, viewer=_viewer(session, member), body=body)
+            notice_service.check_notice(session, log=log, notice_seq=filed.seq)

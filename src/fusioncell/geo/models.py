@@ -23,3 +23,17 @@ class Place(Base):
     lon: Mapped[float] = mapped_column(Float)
     search: Mapped[str] = mapped_column(String(2000))  # every name, case-folded, for search in any language
     added_seq: Mapped[int] = mapped_column(Integer)
+
+
+class Zone(Base):
+    """An agreed zone with rules, or a proposal until every party has signed the same text."""
+
+    __tablename__ = "zone"
+    __table_args__ = {"info": {"projection": True}}
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[dict] = mapped_column(JSON)
+    text_hash: Mapped[str] = mapped_column(String(64))  # what the parties sign: the proposal's body hash
+    proposed_seq: Mapped[int] = mapped_column(Integer)
+    signatures: Mapped[dict] = mapped_column(JSON)  # party -> seq of its signature
+    effective_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)

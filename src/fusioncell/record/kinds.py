@@ -80,3 +80,4 @@ def load_all() -> None:
     import fusioncell.geo.kinds  # noqa: F401
     import fusioncell.hotline.kinds  # noqa: F401
     import fusioncell.identity.kinds  # noqa: F401
+    import fusioncell.notices.kinds  # noqa: F401

@@ -1,0 +1,116 @@
+"""Notice use cases: file (with the author's consent to repair its geometry), the cell's check of each new
+notice, and the reads for the map."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+from shapely.geometry import shape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusioncell.clock import parse_time
+from fusioncell.geo.models import Zone
+from fusioncell.geo.rules import Rule
+from fusioncell.identity import service as identity_service
+from fusioncell.identity.auth import KeyEncryptionKey
+from fusioncell.identity.models import Cell
+from fusioncell.identity.service import Viewer
+from fusioncell.notices import deconflict
+from fusioncell.notices.geometry import checked, project, utm_zone
+from fusioncell.notices.models import Notice
+from fusioncell.record import access
+from fusioncell.record.models import Entry
+from fusioncell.record.sequencer import Appended, Log
+
+if TYPE_CHECKING:
+    from fusioncell.record.commit import GroupCommitter
+
+_RULES = TypeAdapter(list[Rule])
+
+
+def file_notice(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer, body: dict[str, Any],
+                repair: bool = False) -> Appended:
+    """File as the member; the cell checks it right after (check_notice)."""
+    body = {**body, "geometry": checked(dict(body["geometry"]), repair=repair)}
+    everyone = [p.id for p in identity_service.list_parties(session)]
+    return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="notice.filed", body=body,
+                                      audience=everyone)
+
+
+def _shape(notice: Notice, zone: tuple[int, bool]) -> deconflict.NoticeShape:
+    body = notice.body
+    altitude = body.get("altitude")
+    return deconflict.NoticeShape(
+        notice.seq, notice.party, notice.activity, parse_time(notice.start_at), parse_time(notice.end_at),
+        project(body["geometry"], zone), dict(body.get("composition") or {}), body.get("calibre_mm"),
+        (altitude["min_m"], altitude["max_m"]) if altitude else None)
+
+
+def findings_for(session: Session, *, notice_seq: int) -> list[deconflict.Finding]:
+    notice = session.get(Notice, notice_seq)
+    point = shape({k: v for k, v in notice.body["geometry"].items() if k != "radius_m"}).representative_point()
+    zone_id = utm_zone(point.x, point.y)
+    me = _shape(notice, zone_id)
+    zones = [deconflict.ZoneShape(z.id, project(z.body["geometry"], zone_id), _RULES.validate_python(z.body["rules"]),
+                                  parse_time(z.body["valid_from"]),
+                                  parse_time(z.body["valid_until"]) if z.body.get("valid_until") else None)
+             for z in session.execute(select(Zone).where(Zone.effective_seq.is_not(None))).scalars()]
+    others = [_shape(o, zone_id) for o in session.execute(
+        select(Notice).where(Notice.state == "active", Notice.seq != notice.seq, Notice.end_at > notice.start_at,
+                             Notice.start_at < notice.end_at)).scalars()]
+    cell = session.execute(select(Cell)).scalar_one()
+    minimum = float(cell.settings.get("min_notice_hours", 0)) if isinstance(cell.settings, dict) else 0.0
+    filed_at = parse_time(session.get(Entry, notice_seq).sequenced_at)
+    return deconflict.check(me, zones=zones, others=others, filed_at=filed_at, min_notice_hours=minimum)
+
+
+def check_notice(session: Session, *, log: Log, notice_seq: int) -> Appended:
+    """The cell's signed findings for a notice (an empty list is recorded too: the check ran)."""
+    found = findings_for(session, notice_seq=notice_seq)
+    notice = session.get(Notice, notice_seq)
+    leaf = session.get(Entry, notice_seq).leaf_hash.hex()
+    return log.append_as_cell(session, kind="notice.findings",
+                              body={"notice": notice_seq, "findings": [f.as_json() for f in found]},
+                              audience=notice.audience.split(), refs=[leaf])
+
+
+def active_notices(session: Session, *, viewer: Viewer) -> list[Notice]:
+    rows = session.execute(select(Notice).where(Notice.state == "active").order_by(Notice.start_at)).scalars()
+    return [n for n in rows if access.may_see(viewer.party, n.audience)]
+
+
+def zones(session: Session) -> list[Zone]:
+    return list(session.execute(select(Zone).order_by(Zone.id)).scalars())
+
+
+def unchecked(session: Session) -> list[int]:
+    return list(session.execute(select(Notice.seq).where(Notice.checked_seq.is_(None)).order_by(Notice.seq))
+                .scalars())
+
+
+class Checker:
+    """Checks every notice the moment its filing is committed, whoever filed it (web, API, device), and on
+    start-up any that a restart left unchecked."""
+
+    def __init__(self, committer: GroupCommitter, log: Log) -> None:
+        self.committer = committer
+        self.log = log
+        with committer.db.read() as session:
+            for seq in unchecked(session):
+                self._submit(seq)
+
+    def _submit(self, seq: int) -> None:
+        def work(session: Session) -> Appended | None:
+            notice = session.get(Notice, seq)
+            if notice is None or notice.checked_seq is not None:
+                return None
+            return check_notice(session, log=self.log, notice_seq=seq)
+
+        self.committer.submit(work)
+
+    def __call__(self, appended: list[Appended], _head: Any) -> None:
+        for entry in appended:
+            if entry.kind == "notice.filed":
+                self._submit(entry.seq)
