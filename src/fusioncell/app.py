@@ -185,6 +185,9 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     app.include_router(identity_router)
     app.include_router(record_router)
     app.include_router(hotline_router)
+    from fusioncell.notices.routes import router as notices_router
+
+    app.include_router(notices_router)
     import fusioncell.web.geo  # noqa: F401  registers the gazetteer layer
     from fusioncell.web.hotline import router as hotline_pages
 

@@ -30,7 +30,20 @@ def access_place(session: Session, *, place_id: str) -> Place:
 
 
 def search_places(session: Session, *, query: str, limit: int = 20) -> list[Place]:
-    """Places whose id or any name (Arabic, Hebrew, English, alternatives) contains the query."""
+    """Places whose id or any name (Arabic, Hebrew, English, alternatives) contains the query; or, for an
+    MGRS reference or 'lat, lon', the places nearest to it."""
+    from fusioncell.errors import InvalidInput
+    from fusioncell.geo.grid import parse_position
+
+    if any(ch.isdigit() for ch in query):
+        try:
+            lat, lon = parse_position(query)
+        except InvalidInput:
+            pass
+        else:
+            places = list(session.execute(select(Place)).scalars())
+            places.sort(key=lambda p: (p.lat - lat) ** 2 + ((p.lon - lon) * 0.84) ** 2)  # cos(33°) for longitude
+            return places[:limit]
     needle = query.strip().casefold()
     statement = select(Place).order_by(Place.id).limit(limit)
     if needle:

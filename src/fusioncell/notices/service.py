@@ -114,3 +114,53 @@ class Checker:
         for entry in appended:
             if entry.kind == "notice.filed":
                 self._submit(entry.seq)
+
+
+def notice_body(form: dict[str, Any]) -> dict[str, Any]:
+    """The body to sign from a form: GeoJSON as given, or a position (MGRS or 'lat, lon') with a radius."""
+    from fusioncell.errors import InvalidInput
+    from fusioncell.geo.grid import parse_position
+
+    geometry = form.get("geometry")
+    if geometry is None:
+        if not form.get("mgrs"):
+            raise InvalidInput("give the place: geometry (GeoJSON) or mgrs (MGRS or 'lat, lon')", code="no_geometry")
+        lat, lon = parse_position(form["mgrs"])
+        geometry = {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}
+        if form.get("radius_m"):
+            geometry["radius_m"] = form["radius_m"]
+    body = {k: form[k] for k in ("activity", "start", "end", "composition", "contact") if form.get(k) is not None}
+    body["geometry"] = geometry
+    for optional in ("altitude", "calibre_mm"):
+        if form.get(optional) is not None:
+            body[optional] = form[optional]
+    return body
+
+
+def access_notice(session: Session, *, viewer: Viewer, seq: int) -> tuple[Notice, list[Any]]:
+    from fusioncell.errors import NotFound
+    from fusioncell.notices.models import Finding
+
+    notice = session.get(Notice, seq)
+    if notice is None or not access.may_see(viewer.party, notice.audience):
+        raise NotFound(f"no notice {seq}")
+    findings = list(session.execute(select(Finding).where(Finding.notice_seq == seq).order_by(Finding.number))
+                    .scalars())
+    return notice, findings
+
+
+def notices_with_findings(session: Session, *, viewer: Viewer) -> list[tuple[Notice, list[Any]]]:
+    return [access_notice(session, viewer=viewer, seq=n.seq) for n in active_notices(session, viewer=viewer)]
+
+
+def notice_read(notice: Notice, findings: list[Any]) -> dict[str, Any]:
+    return {"seq": notice.seq, "party": notice.party, "author": notice.author, "state": notice.state,
+            "outcome": notice.outcome, "checked": notice.checked_seq is not None, **notice.body,
+            "findings": [{"number": f.number, **f.detail, "responses": f.responses} for f in findings]}
+
+
+def answer(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer, seq: int, kind: str,
+           body: dict[str, Any]) -> Appended:
+    notice, _ = access_notice(session, viewer=viewer, seq=seq)
+    return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind=kind,
+                                      body={**body, "notice": seq}, audience=notice.audience.split())
