@@ -190,8 +190,10 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     app.include_router(notices_router)
     import fusioncell.web.geo  # noqa: F401  registers the gazetteer layer
     from fusioncell.web.hotline import router as hotline_pages
+    from fusioncell.web.notices import router as notice_pages
 
     app.include_router(hotline_pages)
+    app.include_router(notice_pages)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=web_routes.STATIC_DIR), name="static")
 

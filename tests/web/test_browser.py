@@ -110,7 +110,7 @@ def test_each_party_walks_the_pages_in_its_language(browser, server, member, lan
     watch = Watch(page)
     login(page, server, member)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for path in ("/", "/records", "/records/0", "/map"):
+    for path in ("/", "/hotline", "/notices", "/records", "/records/0", "/map"):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
         assert page.get_attribute("html", "dir") == direction and page.get_attribute("html", "lang") == lang
@@ -234,5 +234,38 @@ def test_a_flash_message_raises_an_alert_and_is_acknowledged_in_one_action(brows
     page.wait_for_load_state("networkidle")
     assert page.locator(f"#m{message.seq} .acks .ok").count() == 1
     page.screenshot(path=str(SHOTS / "thread-he.png"), full_page=True)
+    assert watch.errors == [] and watch.outside == []
+    page.close()
+
+
+def test_the_time_slider_shows_only_the_notices_active_then(browser, server):
+    from datetime import timedelta
+
+    from fusioncell.clock import format_time
+    from fusioncell.notices import service as notice_service
+    from tests.factories.hotline import viewer
+
+    now = server.cell.log.clock.now()
+    for hours, point in ((2, [35.86, 33.17]), (50, [35.80, 33.05])):
+        start = now + timedelta(hours=hours)
+        with server.cell.log.transaction(server.cell.db) as session:
+            notice_service.file_notice(session, log=server.cell.log, kek=server.cell.kek,
+                                       viewer=viewer(server.cell, "il/liaison-1"), body={
+                                           "activity": "patrol", "contact": "desk", "composition": {},
+                                           "start": format_time(start), "end": format_time(start + timedelta(hours=3)),
+                                           "geometry": {"type": "Point", "coordinates": point, "radius_m": 800}})
+    page = browser.new_page()
+    watch = Watch(page)
+    login(page, server, "sy/liaison-1")
+    page.goto(server.url + "/map")
+    page.wait_for_function("document.querySelectorAll('#legend-items li').length >= 3")
+    circles = "document.querySelectorAll('.leaflet-overlay-pane path[stroke=\"#b00020\"]').length"
+    page.wait_for_function(f"{circles} === 2")
+    page.fill("#when", "3")  # three hours from now: only the first notice
+    page.dispatch_event("#when", "input")
+    page.wait_for_function(f"{circles} === 1")
+    page.fill("#when", "-1")
+    page.dispatch_event("#when", "input")
+    page.wait_for_function(f"{circles} === 2")
     assert watch.errors == [] and watch.outside == []
     page.close()

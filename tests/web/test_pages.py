@@ -251,3 +251,20 @@ def test_map_layers_carry_the_gazetteer_in_the_members_language(api):
     names = {f["properties"]["id"]: f["properties"]["name"] for f in layer["data"]["features"]}
     assert names["mount-hermon"] == "جبل الشيخ" and len(names) == 8
     assert layer["data"]["features"][0]["geometry"]["type"] == "Point"
+
+
+def test_notice_form_keeps_input_and_explains_a_bad_position(api):
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    html = client.get("/notices").text
+    response = client.post("/notices", data={"csrf_token": csrf_of(html), "activity": "patrol", "mgrs": "north",
+                                             "radius_m": "500", "start": "2026-11-25T06:00Z",
+                                             "end": "2026-11-25T08:00Z", "contact": "desk 3", "count_troops": "6"})
+    assert response.status_code == 400
+    assert 'aria-describedby="mgrs-error"' in response.text and 'value="desk 3"' in response.text
+    assert 'value="6"' in response.text
+    good = client.post("/notices", data={"csrf_token": csrf_of(html), "activity": "patrol", "mgrs": "33.17, 35.86",
+                                         "radius_m": "500", "start": "2026-11-25T06:00Z", "end": "2026-11-25T08:00Z",
+                                         "contact": "desk 3", "count_troops": "6"}, follow_redirects=False)
+    assert good.status_code == 303
+    assert "patrol" in client.get("/notices").text

@@ -45,9 +45,10 @@ def _zones(session: Session, viewer: Viewer) -> list[layers.Layer]:
 @layers.provider
 def _notices(session: Session, viewer: Viewer) -> list[layers.Layer]:
     features = []
-    for notice in notice_service.active_notices(session, viewer=viewer):
+    for notice, findings in notice_service.notices_with_findings(session, viewer=viewer):
         geometry = {k: v for k, v in notice.body["geometry"].items() if k != "radius_m"}
         features.append({"type": "Feature", "geometry": geometry, "properties": {
             "id": notice.seq, "name": f"{notice.party} {notice.activity} {notice.start_at[:16]}–{notice.end_at[11:16]}Z",
-            "radius_m": notice.body["geometry"].get("radius_m"), "start": notice.start_at, "end": notice.end_at}})
+            "radius_m": notice.body["geometry"].get("radius_m"), "start": notice.start_at, "end": notice.end_at,
+            "flagged": bool(findings), "findings": [f.detail.get("detail") for f in findings]}})
     return [layers.Layer("notices", i18n._("Activity notices"), "#b00020", features)] if features else []

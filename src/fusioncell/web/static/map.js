@@ -6,6 +6,7 @@ document.addEventListener("DOMContentLoaded", function () {
   if (!el || !window.L) return;
   const map = L.map(el, { zoomControl: true, attributionControl: true }).setView([33.2, 35.9], 9);
   const legend = document.getElementById("legend-items");
+  let when = null;  // the time slider's moment; null shows every notice
 
   function addLegend(color, text) {
     const li = document.createElement("li");
@@ -34,20 +35,49 @@ document.addEventListener("DOMContentLoaded", function () {
       legend.appendChild(li);
     }
     let illustrative = false;
+    const timed = [];
     data.layers.forEach(function (layer) {
       illustrative = illustrative || layer.illustrative;
-      L.geoJSON(layer.data, {
-        style: { color: layer.color, weight: 2, fillOpacity: 0.15 },
-        pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 6, color: layer.color }); },
+      const shown = L.geoJSON(null, {
+        style: function (f) {
+          const flagged = f.properties && f.properties.flagged;  // the cell found something: stand out
+          return { color: layer.color, weight: flagged ? 4 : 2, dashArray: flagged ? "6 4" : null, fillOpacity: 0.15 };
+        },
+        filter: function (f) {
+          if (!f.properties || !f.properties.start || when === null) return true;
+          return new Date(f.properties.start) <= when && when < new Date(f.properties.end);
+        },
+        pointToLayer: function (f, latlng) {
+          if (f.properties && f.properties.radius_m) {
+            return L.circle(latlng, { radius: f.properties.radius_m, color: layer.color });
+          }
+          return L.circleMarker(latlng, { radius: 6, color: layer.color });
+        },
         onEachFeature: function (feature, shape) {
           const name = (feature.properties && feature.properties.name) || "";
           const tag = feature.properties && feature.properties.illustrative ? " — " + el.dataset.tIllustrative : "";
-          if (name || tag) shape.bindTooltip(name + tag, { permanent: !!tag });
+          const found = feature.properties && feature.properties.findings && feature.properties.findings.length
+            ? " — " + feature.properties.findings.join("; ") : "";
+          if (name || tag || found) shape.bindTooltip(name + tag + found, { permanent: !!tag });
         },
       }).addTo(map);
+      shown.addData(layer.data);
+      if (layer.data.features.some(function (f) { return f.properties && f.properties.start; })) {
+        timed.push({ shown: shown, data: layer.data });
+      }
       addLegend(layer.color, layer.title + (layer.illustrative ? " (" + el.dataset.tIllustrative + ")" : ""));
     });
     document.getElementById("illustrative-note").hidden = !illustrative;
+    const slider = document.getElementById("when");
+    const out = document.getElementById("when-out");
+    if (slider) {
+      slider.addEventListener("input", function () {
+        const hours = Number(slider.value);
+        when = hours < 0 ? null : new Date(Date.now() + hours * 3600 * 1000);
+        out.textContent = when === null ? out.dataset.tAll : when.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+        timed.forEach(function (t) { t.shown.clearLayers(); t.shown.addData(t.data); });
+      });
+    }
   });
 
   const coords = document.getElementById("coords");
