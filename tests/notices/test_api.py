@@ -75,3 +75,20 @@ def test_gazetteer_search_by_mgrs_and_coordinates(api):
     il = client(api, "il/liaison-1", ("read",))
     assert il.get("/api/v1/places", params={"q": to_mgrs(33.127, 35.825)}).json()[0]["id"] == "quneitra"
     assert il.get("/api/v1/places", params={"q": "33.41, 35.85"}).json()[0]["id"] == "mount-hermon"
+
+
+KML = """<?xml version="1.0" encoding="UTF-8"?>
+<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Folder><Placemark><name>convoy route</name>
+<LineString><coordinates>35.824,33.126,0 35.879,33.18,0</coordinates></LineString></Placemark></Folder></Document></kml>"""
+
+
+def test_a_notice_route_imported_from_kml(api):
+    sy = client(api, "sy/liaison-1")
+    response = sy.post("/api/v1/notices", json={"activity": "humanitarian_convoy", "kml": KML, "contact": "SY desk",
+                                                **window(api)})
+    assert response.status_code == 201, response.text
+    notice = sy.get(f"/api/v1/notices/{response.json()['seq']}").json()
+    assert notice["geometry"] == {"type": "LineString", "coordinates": [[35.824, 33.126], [35.879, 33.18]]}
+    bad = sy.post("/api/v1/notices", json={"activity": "patrol", "kml": "<kml>nothing", "contact": "x",
+                                           **window(api)})
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_kml"

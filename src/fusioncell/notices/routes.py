@@ -22,6 +22,7 @@ class NoticeCreate(Schema):
                       "demining", "other"]
     geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON (RFC 7946); a Point may carry radius_m")
     mgrs: str | None = Field(default=None, max_length=40, description="Or a position: MGRS or 'lat, lon'")
+    kml: str | None = Field(default=None, max_length=1 << 20, description="Or a KML document (first placemark)")
     radius_m: float | None = Field(default=None, gt=0, le=100000)
     altitude: dict[str, float] | None = None
     start: str

@@ -122,9 +122,14 @@ def notice_body(form: dict[str, Any]) -> dict[str, Any]:
     from fusioncell.geo.grid import parse_position
 
     geometry = form.get("geometry")
+    if geometry is None and form.get("kml"):
+        from fusioncell.notices.kml import geometry_from_kml
+
+        geometry = geometry_from_kml(form["kml"])
     if geometry is None:
         if not form.get("mgrs"):
-            raise InvalidInput("give the place: geometry (GeoJSON) or mgrs (MGRS or 'lat, lon')", code="no_geometry")
+            raise InvalidInput("give the place: geometry (GeoJSON), kml, or mgrs (MGRS or 'lat, lon')",
+                               code="no_geometry")
         lat, lon = parse_position(form["mgrs"])
         geometry = {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}
         if form.get("radius_m"):
