@@ -144,3 +144,32 @@ def test_demo_zones_are_illustrative_on_the_map_and_the_proposal_is_not_in_effec
     assert [f["properties"]["signed_by"] for f in found["proposals"]["data"]["features"]] == [["IL"]]
     assert len(found["notices"]["data"]["features"]) == 3
     cell.close()
+
+
+def test_the_servers_indexed_check_finds_what_the_full_query_finds(cell, people, clock):
+    """The live index (kept current by commits) against the database query, over a mix of notices."""
+    from fusioncell.notices.service import LiveDeconflictor
+
+    live = LiveDeconflictor(cell.db, cell.log)
+    cell.log.listeners.append(live.on_commit)
+    points = [(35.86, 33.17), (35.861, 33.171), (35.87, 33.2), (35.5, 33.0), (35.862, 33.169)]
+    seqs = []
+    for i, point in enumerate(points):
+        who = people["il"] if i % 2 else people["sy"]
+        with cell.log.transaction(cell.db) as session:
+            filed = notice_service.file_notice(session, log=cell.log, kek=cell.kek, viewer=who,
+                                               body=body(cell, point, composition={"troops": 3 * i}))
+        seqs.append(filed.seq)
+        with cell.db.read() as session:
+            fast = live.findings(session, notice_seq=filed.seq)
+            full = notice_service.findings_for(session, notice_seq=filed.seq)
+        assert sorted(map(repr, fast)) == sorted(map(repr, full))
+    with cell.log.transaction(cell.db) as session:  # a cancelled notice leaves the index
+        identity_service.append_as(session, log=cell.log, kek=cell.kek, actor=people["sy"], kind="notice.cancelled",
+                                   body={"notice": seqs[0], "reason": "off"}, audience=["IL", "SY", "US"])
+        filed = notice_service.file_notice(session, log=cell.log, kek=cell.kek, viewer=people["il"],
+                                           body=body(cell, (35.8601, 33.1701)))
+    with cell.db.read() as session:
+        fast = live.findings(session, notice_seq=filed.seq)
+        assert sorted(map(repr, fast)) == sorted(map(repr, notice_service.findings_for(session, notice_seq=filed.seq)))
+        assert all(f.other != seqs[0] for f in fast)

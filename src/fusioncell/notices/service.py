@@ -66,9 +66,9 @@ def findings_for(session: Session, *, notice_seq: int) -> list[deconflict.Findin
     return deconflict.check(me, zones=zones, others=others, filed_at=filed_at, min_notice_hours=minimum)
 
 
-def check_notice(session: Session, *, log: Log, notice_seq: int) -> Appended:
+def check_notice(session: Session, *, log: Log, notice_seq: int, live: Any = None) -> Appended:
     """The cell's signed findings for a notice (an empty list is recorded too: the check ran)."""
-    found = findings_for(session, notice_seq=notice_seq)
+    found = live.findings(session, notice_seq=notice_seq) if live else findings_for(session, notice_seq=notice_seq)
     notice = session.get(Notice, notice_seq)
     leaf = session.get(Entry, notice_seq).leaf_hash.hex()
     return log.append_as_cell(session, kind="notice.findings",
@@ -97,6 +97,8 @@ class Checker:
     def __init__(self, committer: GroupCommitter, log: Log) -> None:
         self.committer = committer
         self.log = log
+        self.live = LiveDeconflictor(committer.db, log)
+        log.listeners.append(self.live.on_commit)
         with committer.db.read() as session:
             for seq in unchecked(session):
                 self._submit(seq)
@@ -106,7 +108,7 @@ class Checker:
             notice = session.get(Notice, seq)
             if notice is None or notice.checked_seq is not None:
                 return None
-            return check_notice(session, log=self.log, notice_seq=seq)
+            return check_notice(session, log=self.log, notice_seq=seq, live=self.live)
 
         self.committer.submit(work)
 
@@ -169,3 +171,56 @@ def answer(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer,
     notice, _ = access_notice(session, viewer=viewer, seq=seq)
     return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind=kind,
                                       body={**body, "notice": seq}, audience=notice.audience.split())
+
+
+class LiveDeconflictor:
+    """The server's in-memory zones and active notices, kept current by commits (its own and, on PostgreSQL,
+    other workers' through the follower), so checking a notice does not read every active notice."""
+
+    def __init__(self, db: Any, log: Log) -> None:
+        import threading
+
+        self.db = db
+        self.log = log
+        self._lock = threading.Lock()
+        self._index: Any = None
+        self._utm: tuple[int, bool] | None = None
+
+    def _build(self, session: Session, near: dict[str, Any]) -> None:
+        from fusioncell.notices.index import Deconflictor
+
+        point = shape({k: v for k, v in near.items() if k != "radius_m"}).representative_point()
+        self._utm = utm_zone(point.x, point.y)  # one projection for the whole index: the cell's area
+        index = Deconflictor()
+        index.set_zones([deconflict.ZoneShape(
+            z.id, project(z.body["geometry"], self._utm), _RULES.validate_python(z.body["rules"]),
+            parse_time(z.body["valid_from"]), parse_time(z.body["valid_until"]) if z.body.get("valid_until") else None)
+            for z in session.execute(select(Zone).where(Zone.effective_seq.is_not(None))).scalars()])
+        now = self.log.clock.now()
+        for notice in session.execute(select(Notice).where(Notice.state == "active")).scalars():
+            if parse_time(notice.end_at) > now:
+                index.notices.add(_shape(notice, self._utm))
+        self._index = index
+
+    def findings(self, session: Session, *, notice_seq: int) -> list[deconflict.Finding]:
+        notice = session.get(Notice, notice_seq)
+        with self._lock:
+            if self._index is None:
+                self._build(session, notice.body["geometry"])
+            self._index.notices.expire(self.log.clock.now())
+            self._index.notices.add(_shape(notice, self._utm))
+            cell = session.execute(select(Cell)).scalar_one()
+            minimum = float(cell.settings.get("min_notice_hours", 0)) if isinstance(cell.settings, dict) else 0.0
+            filed_at = parse_time(session.get(Entry, notice_seq).sequenced_at)
+            return self._index.check(_shape(notice, self._utm), filed_at=filed_at, min_notice_hours=minimum)
+
+    def on_commit(self, appended: list[Appended], _head: Any) -> None:
+        with self._lock:
+            if self._index is None:
+                return
+            for entry in appended:
+                if entry.kind in ("geo.zone_signed", "geo.zone_proposed"):
+                    self._index = None  # zones change rarely: rebuilt at the next check
+                    return
+                if entry.kind == "notice.cancelled":
+                    self._index.notices.remove(entry.body["notice"])
