@@ -348,7 +348,7 @@ PG_QUERY = """
 WITH q AS MATERIALIZED (
     SELECT ST_GeomFromWKB(%(g)s::bytea, 32636) AS g, tstzrange(%(s)s::timestamptz, %(e)s::timestamptz) AS w
 ), touched AS MATERIALIZED (
-    SELECT z.id, z.geom, z.min_distance_m FROM zones z, q
+    SELECT z.id, z.geom, z.min_distance_m, q.w FROM zones z, q
     WHERE ST_Intersects(z.geom, q.g) AND z.valid_from < %(e)s::timestamptz
       AND (z.valid_until IS NULL OR z.valid_until > %(s)s::timestamptz)
 ), sep AS (
@@ -356,8 +356,8 @@ WITH q AS MATERIALIZED (
 ), same AS (
     SELECT t.id, count(*) AS n, sum(n.troops) AS troops, sum(n.tanks) AS tanks, sum(n.artillery) AS artillery,
            sum(n.air_defence) AS air_defence, sum(n.aircraft) AS aircraft, sum(n.drones) AS drones
-    FROM touched t JOIN notices n ON ST_Intersects(n.geom, t.geom), q
-    WHERE n.party = %(p)s AND n.win && q.w
+    FROM touched t JOIN notices n ON ST_Intersects(n.geom, t.geom) AND n.win && t.w
+    WHERE n.party = %(p)s
     GROUP BY t.id
 )
 SELECT 'z' AS kind, t.id AS zone, NULL::int AS seq, NULL::float8 AS dist, s.n, s.troops, s.tanks, s.artillery,

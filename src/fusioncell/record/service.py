@@ -36,27 +36,25 @@ def view_of(appended: Appended, party: str) -> dict[str, Any]:
     return access.redacted(appended.seq, appended.leaf_hash)
 
 
+def _released(viewer: Viewer) -> Any:
+    """Entries with, where the viewer's party is in the audience, their body; the one query shape of the door."""
+    released = EntryAudience.seq.is_not(None)
+    return (select(Entry.seq, Entry.leaf_hash, released, Entry.leaf, Body.data)
+            .outerjoin(EntryAudience, and_(EntryAudience.seq == Entry.seq, EntryAudience.party == viewer.party))
+            .outerjoin(Body, and_(Body.seq == Entry.seq, released)))
+
+
+def _views(rows: Any) -> list[dict[str, Any]]:
+    return [{"seq": seq, "entry": json.loads(leaf), "body": json.loads(data)} if visible
+            else access.redacted(seq, leaf_hash) for seq, leaf_hash, visible, leaf, data in rows]
+
+
 def list_records(session: Session, *, viewer: Viewer, after: int, limit: int) -> list[dict[str, Any]]:
     """Every seq after `after`: released ones whole, the others as {seq, leaf_hash}. The body is joined only
     where the viewer's party is in the audience, so nothing else is even read."""
     if limit < 1 or limit > MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    released = EntryAudience.seq.is_not(None)
-    rows = session.execute(
-        select(Entry.seq, Entry.leaf_hash, released, Entry.leaf, Body.data)
-        .outerjoin(EntryAudience, and_(EntryAudience.seq == Entry.seq, EntryAudience.party == viewer.party))
-        .outerjoin(Body, and_(Body.seq == Entry.seq, released))
-        .where(Entry.seq > after)
-        .order_by(Entry.seq)
-        .limit(limit)
-    ).all()
-    items = []
-    for seq, leaf_hash, visible, leaf, data in rows:
-        if visible:
-            items.append({"seq": seq, "entry": json.loads(leaf), "body": json.loads(data)})
-        else:
-            items.append(access.redacted(seq, leaf_hash))
-    return items
+    return _views(session.execute(_released(viewer).where(Entry.seq > after).order_by(Entry.seq).limit(limit)))
 
 
 def get_record(session: Session, *, viewer: Viewer, seq: int) -> dict[str, Any]:
@@ -151,25 +149,12 @@ def recent_records(session: Session, *, viewer: Viewer, before: int | None, limi
     reveals nothing of the others."""
     if limit < 1 or limit > MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    released = EntryAudience.seq.is_not(None)
-    query = (
-        select(Entry.seq, Entry.leaf_hash, released, Entry.leaf, Body.data)
-        .outerjoin(EntryAudience, and_(EntryAudience.seq == Entry.seq, EntryAudience.party == viewer.party))
-        .outerjoin(Body, and_(Body.seq == Entry.seq, released))
-        .order_by(Entry.seq.desc())
-        .limit(limit)
-    )
+    query = _released(viewer).order_by(Entry.seq.desc()).limit(limit)
     if before is not None:
         query = query.where(Entry.seq < before)
     if kind:
-        query = query.where(released, Entry.kind == kind)
-    items = []
-    for seq, leaf_hash, visible, leaf, data in session.execute(query):
-        if visible:
-            items.append({"seq": seq, "entry": json.loads(leaf), "body": json.loads(data)})
-        else:
-            items.append(access.redacted(seq, leaf_hash))
-    return items
+        query = query.where(EntryAudience.seq.is_not(None), Entry.kind == kind)
+    return _views(session.execute(query))
 
 
 def visible_kinds(session: Session, *, viewer: Viewer) -> list[str]:
