@@ -52,14 +52,14 @@ def test_conflicting_notices_are_found_recorded_and_owe_an_answer(cell, people, 
     assert [f["type"] for f in findings.body["findings"]] == ["conflict"]
     assert findings.body["findings"][0]["other"] == il.seq
     with cell.db.read() as session:
-        owed = session.get(Deadline, f"notice:{sy.seq}:IL")
+        owed = session.get(Deadline, f"notice:{sy.seq}:IL:{findings.seq}")
         assert owed.state == "open"
     with cell.log.transaction(cell.db) as session:
         identity_service.append_as(session, log=cell.log, kek=cell.kek, actor=people["il"], kind="notice.response",
                                    body={"notice": sy.seq, "response": "object", "reason": "our patrol has priority"},
                                    audience=["IL", "SY", "US"])
     with cell.db.read() as session:
-        assert session.get(Deadline, f"notice:{sy.seq}:IL").state == "met"
+        assert session.get(Deadline, f"notice:{sy.seq}:IL:{findings.seq}").state == "met"
         finding = session.get(Finding, (sy.seq, 0))
         assert finding.responses["IL"]["response"] == "object"
         live = projection_digest(session)
@@ -114,13 +114,13 @@ def test_bad_time_windows_are_refused(cell, people, window):
 
 def test_cancelled_notice_leaves_the_map_and_closes_its_deadlines(cell, people):
     file(cell, people["il"], body(cell, (35.86, 33.17)))
-    sy, _ = file(cell, people["sy"], body(cell, (35.865, 33.171), radius=10))
+    sy, found = file(cell, people["sy"], body(cell, (35.865, 33.171), radius=10))
     with cell.log.transaction(cell.db) as session:
         identity_service.append_as(session, log=cell.log, kek=cell.kek, actor=people["sy"], kind="notice.cancelled",
                                    body={"notice": sy.seq, "reason": "postponed"}, audience=["IL", "SY", "US"])
     with cell.db.read() as session:
         assert session.get(Notice, sy.seq).state == "cancelled"
-        assert session.get(Deadline, f"notice:{sy.seq}:IL").state == "closed"
+        assert session.get(Deadline, f"notice:{sy.seq}:IL:{found.seq}").state == "closed"
         assert [n.seq for n in notice_service.active_notices(session, viewer=people["us"])] != [sy.seq]
 
 
@@ -173,3 +173,25 @@ def test_the_servers_indexed_check_finds_what_the_full_query_finds(cell, people,
         fast = live.findings(session, notice_seq=filed.seq)
         assert sorted(map(repr, fast)) == sorted(map(repr, notice_service.findings_for(session, notice_seq=filed.seq)))
         assert all(f.other != seqs[0] for f in fast)
+
+
+def test_an_amended_notice_is_checked_again(cell, people):
+    file(cell, people["il"], body(cell, (35.86, 33.17)))
+    sy, first = file(cell, people["sy"], body(cell, (35.865, 33.171), radius=10))
+    assert [f["type"] for f in first.body["findings"]] == ["conflict"]
+    moved = {**body(cell, (35.95, 33.30), radius=10), "notice": sy.seq}
+    with cell.log.transaction(cell.db) as session:
+        identity_service.append_as(session, log=cell.log, kek=cell.kek, actor=people["sy"], kind="notice.amended",
+                                   body=moved, audience=["IL", "SY", "US"])
+        second = notice_service.check_notice(session, log=cell.log, notice_seq=sy.seq)
+    assert second.body["findings"] == []  # moved away: nothing found
+    with cell.db.read() as session:
+        assert session.get(Deadline, f"notice:{sy.seq}:IL:{first.seq}").state == "closed"
+        assert session.get(Notice, sy.seq).body["geometry"]["coordinates"] == [35.95, 33.30]
+        live = projection_digest(session)
+    with cell.db.write() as session:
+        rebuild(session)
+        assert projection_digest(session) == live
+    with pytest.raises(FusioncellError), cell.log.transaction(cell.db) as session:  # only the filing party
+        identity_service.append_as(session, log=cell.log, kek=cell.kek, actor=people["il"], kind="notice.amended",
+                                   body=moved, audience=["IL", "SY", "US"])

@@ -51,6 +51,10 @@ class NoticeBody(BodyModel):
         return self
 
 
+class AmendBody(NoticeBody):
+    notice: int = Field(ge=0)
+
+
 class FindingsBody(BodyModel):
     notice: int = Field(ge=0)
     findings: list[dict[str, Any]]
@@ -125,8 +129,8 @@ def _apply_findings(session: Session, entry: Appended, body: FindingsBody) -> No
         cell = session.execute(select(Cell)).scalar_one()
         hours = float(cell.settings.get("notice_response_hours", 6)) if isinstance(cell.settings, dict) else 6.0
         for party in counter_parties(session, notice):
-            deadlines.open_deadline(session, id=f"notice:{notice.seq}:{party}", rule="notice.response", entry=entry,
-                                    party=party, due=timedelta(hours=hours))
+            deadlines.open_deadline(session, id=f"notice:{notice.seq}:{party}:{entry.seq}", rule="notice.response",
+                                    entry=entry, party=party, due=timedelta(hours=hours))
     session.flush()
 
 
@@ -137,7 +141,34 @@ def _apply_response(session: Session, entry: Appended, body: ResponseBody) -> No
     for finding in session.execute(select(Finding).where(Finding.notice_seq == notice.seq)).scalars():
         finding.responses = {**finding.responses, entry.party: {"response": body.response, "reason": body.reason,
                                                                 "seq": entry.seq}}
-    deadlines.meet(session, id=f"notice:{notice.seq}:{entry.party}", seq=entry.seq)
+    _response_deadlines(session, notice, entry.party, lambda d: deadlines.meet(session, id=d, seq=entry.seq))
+    session.flush()
+
+
+def _response_deadlines(session: Session, notice: Notice, party: str, act: Any) -> None:
+    from fusioncell.deadlines.models import Deadline
+
+    for deadline_id in session.execute(select(Deadline.id).where(
+            Deadline.rule == "notice.response", Deadline.party == party,
+            Deadline.id.startswith(f"notice:{notice.seq}:{party}:"))).scalars().all():
+        act(deadline_id)
+
+
+def _apply_amended(session: Session, entry: Appended, body: AmendBody) -> None:
+    """A new version of the notice: checked again by the cell; what was owed on the old version is closed."""
+    notice = _notice(session, body.notice)
+    if entry.party != notice.party:
+        raise _refuse("only the party that filed a notice amends it", "not_allowed")
+    if notice.state != "active":
+        raise _refuse(f"notice {notice.seq} is {notice.state}", "not_active")
+    fields = body.model_dump(mode="json", exclude={"notice"})
+    notice.body, notice.activity = fields, body.activity
+    notice.start_at, notice.end_at = body.start, body.end
+    notice.checked_seq = None
+    for finding in session.execute(select(Finding).where(Finding.notice_seq == notice.seq)).scalars().all():
+        session.delete(finding)
+    for party in counter_parties(session, notice):
+        _response_deadlines(session, notice, party, lambda d: deadlines.close(session, id=d))
     session.flush()
 
 
@@ -157,7 +188,7 @@ def _apply_cancel(session: Session, entry: Appended, body: CancelBody) -> None:
         raise _refuse(f"notice {notice.seq} is already cancelled", "duplicate")
     notice.state = "cancelled"
     for party in counter_parties(session, notice):
-        deadlines.close(session, id=f"notice:{notice.seq}:{party}")
+        _response_deadlines(session, notice, party, lambda d: deadlines.close(session, id=d))
     session.flush()
 
 
@@ -168,6 +199,7 @@ def _apply_outcome(session: Session, entry: Appended, body: OutcomeBody) -> None
 
 
 register(Kind("notice.filed", NoticeBody, _apply_filed, check=_check_filed))
+register(Kind("notice.amended", AmendBody, _apply_amended, check=_check_filed))
 register(Kind("notice.findings", FindingsBody, _apply_findings, by_cell=True, by_party=False))
 register(Kind("notice.response", ResponseBody, _apply_response))
 register(Kind("notice.finding_accepted", AcceptBody, _apply_accept))

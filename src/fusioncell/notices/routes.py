@@ -34,7 +34,8 @@ class NoticeCreate(Schema):
 
 
 class Answer(Schema):
-    kind: Literal["notice.response", "notice.finding_accepted", "notice.cancelled", "notice.outcome"]
+    kind: Literal["notice.response", "notice.finding_accepted", "notice.cancelled", "notice.outcome",
+                  "notice.amended"]
     body: dict[str, Any]
 
 
@@ -69,7 +70,8 @@ def post_notice(fc: Fc, who: Who, form: NoticeCreate) -> dict[str, Any]:
 
 @router.post("/notices/{seq}/answers", status_code=201)
 def post_answer(fc: Fc, who: Who, seq: int, form: Answer) -> dict[str, Any]:
-    """Respond (acknowledge or object), accept a finding, cancel, or record the outcome."""
+    """Respond (acknowledge or object), accept a finding, amend (the full new version), cancel, or record the
+    outcome."""
     entry = fc.write(lambda s: notice_service.answer(s, log=fc.cell.log, kek=fc.cell.kek, viewer=who, seq=seq,
                                                       kind=form.kind, body=form.body))
     return _accepted(entry)

@@ -116,6 +116,8 @@ class Checker:
         for entry in appended:
             if entry.kind == "notice.filed":
                 self._submit(entry.seq)
+            elif entry.kind == "notice.amended":
+                self._submit(entry.body["notice"])
 
 
 def notice_body(form: dict[str, Any]) -> dict[str, Any]:
@@ -222,5 +224,5 @@ class LiveDeconflictor:
                 if entry.kind in ("geo.zone_signed", "geo.zone_proposed"):
                     self._index = None  # zones change rarely: rebuilt at the next check
                     return
-                if entry.kind == "notice.cancelled":
-                    self._index.notices.remove(entry.body["notice"])
+                if entry.kind in ("notice.cancelled", "notice.amended"):
+                    self._index.notices.remove(entry.body["notice"])  # an amendment is re-added when checked
