@@ -278,6 +278,7 @@ class Run:
     latencies_ms: list[float]
     seconds: float
     findings: int
+    kept: dict[int, Any] = field(default_factory=dict)
 
     @property
     def p50(self) -> float:
@@ -330,16 +331,19 @@ def build_deconflictor(scenario: Scenario) -> tuple[Deconflictor, dict[str, floa
     return dec, {"add": added - start, "zones": done - added, "rss": rss_mb() - rss0}
 
 
-def run_memory(dec: Deconflictor, probes: list[NoticeShape]) -> Run:
-    latencies, findings = [], 0
+def run_memory(dec: Deconflictor, probes: list[NoticeShape], keep: set[int] = frozenset()) -> Run:
+    """`keep`: indexes of probes whose findings are kept (for the agreement check, without checking again)."""
+    latencies, findings, kept = [], 0, {}
     clock = time.perf_counter
     start = clock()
-    for probe in probes:
+    for i, probe in enumerate(probes):
         t0 = clock()
         found = dec.check(probe, filed_at=T0, min_notice_hours=MIN_NOTICE_HOURS)
         latencies.append((clock() - t0) * 1e3)
         findings += len(found)
-    return Run(latencies, clock() - start, findings)
+        if i in keep:
+            kept[i] = found
+    return Run(latencies, clock() - start, findings, kept)
 
 
 # -- PostGIS ---------------------------------------------------------------------------------------------------
@@ -479,14 +483,16 @@ class PgRuns:
     conflicts: float  # mean conflict rows
 
 
-def run_pg(pg: PostGIS, probes: list[NoticeShape], rules_of: dict[str, list[Any]]) -> PgRuns:
-    query_ms, total_ms, findings = [], [], 0
+def run_pg(pg: PostGIS, probes: list[NoticeShape], rules_of: dict[str, list[Any]], keep: set[int] = frozenset(),
+           ) -> PgRuns:
+    """`keep`: indexes of probes whose rows are kept (for the agreement check)."""
+    query_ms, total_ms, findings, kept = [], [], 0, {}
     zones = same = conflicts = 0
     clock = time.perf_counter
     query_s = 0.0
     with pg.conn.cursor() as cur:
         start = clock()
-        for probe in probes:
+        for i, probe in enumerate(probes):
             t0 = clock()
             cur.execute(PG_QUERY, params(probe), prepare=True)
             rows = cur.fetchall()
@@ -497,6 +503,8 @@ def run_pg(pg: PostGIS, probes: list[NoticeShape], rules_of: dict[str, list[Any]
             total_ms.append((t2 - t0) * 1e3)
             query_s += t1 - t0
             findings += len(found)
+            if i in keep:
+                kept[i] = rows
             for row in rows:
                 if row[0] == "z":
                     zones += 1
@@ -506,7 +514,7 @@ def run_pg(pg: PostGIS, probes: list[NoticeShape], rules_of: dict[str, list[Any]
         seconds = clock() - start
     n = len(probes)
     # The query's sustained rate counts the time in the query calls only (the rules ran between them).
-    return PgRuns(Run(query_ms, query_s, findings), Run(total_ms, seconds, findings), zones / n, same / n,
+    return PgRuns(Run(query_ms, query_s, findings, kept), Run(total_ms, seconds, findings), zones / n, same / n,
                   conflicts / n)
 
 
@@ -518,36 +526,34 @@ def touched_reference(zones: list[ZoneShape], probe: NoticeShape) -> set[str]:
             and z.geom.intersects(probe.geom)}
 
 
-def agreement(dec: Deconflictor, pg: PostGIS, scenario: Scenario, sample: list[NoticeShape],
+def agreement(scenario: Scenario, sample: list[tuple[NoticeShape, list[Finding], list[tuple]]],
               rules_of: dict[str, list[Any]]) -> tuple[int, list[str], float]:
-    """How many of the sample agree in full; the first differences; the largest conflict-distance difference."""
+    """How many of the sample agree in full; the first differences; the largest conflict-distance difference.
+    `sample`: (new notice, its in-memory findings, its PostGIS rows), kept from the first repetition."""
     agree, problems, max_dd = 0, [], 0.0
-    with pg.conn.cursor() as cur:
-        for probe in sample:
-            rows = cur.execute(PG_QUERY, params(probe), prepare=True).fetchall()
-            mem = dec.check(probe, filed_at=T0, min_notice_hours=MIN_NOTICE_HOURS)
-            sql = findings_from_rows(probe, rows, rules_of)
-            issues = []
-            pg_zones = {r[1] for r in rows if r[0] == "z"}
-            ref_zones = touched_reference(scenario.zones, probe)
-            if pg_zones != ref_zones:
-                issues.append(f"zones touched: PostGIS {sorted(pg_zones ^ ref_zones)} differ")
-            mem_c = {f.other: f.distance_m for f in mem if f.type == "conflict"}
-            sql_c = {f.other: f.distance_m for f in sql if f.type == "conflict"}
-            if set(mem_c) != set(sql_c):
-                issues.append(f"conflicts: only in memory {sorted(set(mem_c) - set(sql_c))[:5]}, "
-                              f"only PostGIS {sorted(set(sql_c) - set(mem_c))[:5]}")
-            for seq in set(mem_c) & set(sql_c):
-                max_dd = max(max_dd, abs(mem_c[seq] - sql_c[seq]))
-            mem_r = sorted((f.type, f.zone or "", f.detail) for f in mem if f.type != "conflict")
-            sql_r = sorted((f.type, f.zone or "", f.detail) for f in sql if f.type != "conflict")
-            if mem_r != sql_r:
-                diff = sorted(set(mem_r) ^ set(sql_r))[:3]
-                issues.append(f"rule findings differ: {diff}")
-            if issues:
-                problems.append(f"notice {probe.seq}: " + "; ".join(issues))
-            else:
-                agree += 1
+    for probe, mem, rows in sample:
+        sql = findings_from_rows(probe, rows, rules_of)
+        issues = []
+        pg_zones = {r[1] for r in rows if r[0] == "z"}
+        ref_zones = touched_reference(scenario.zones, probe)
+        if pg_zones != ref_zones:
+            issues.append(f"zones touched: PostGIS {sorted(pg_zones ^ ref_zones)} differ")
+        mem_c = {f.other: f.distance_m for f in mem if f.type == "conflict"}
+        sql_c = {f.other: f.distance_m for f in sql if f.type == "conflict"}
+        if set(mem_c) != set(sql_c):
+            issues.append(f"conflicts: only in memory {sorted(set(mem_c) - set(sql_c))[:5]}, "
+                          f"only PostGIS {sorted(set(sql_c) - set(mem_c))[:5]}")
+        for seq in set(mem_c) & set(sql_c):
+            max_dd = max(max_dd, abs(mem_c[seq] - sql_c[seq]))
+        mem_r = sorted((f.type, f.zone or "", f.detail) for f in mem if f.type != "conflict")
+        sql_r = sorted((f.type, f.zone or "", f.detail) for f in sql if f.type != "conflict")
+        if mem_r != sql_r:
+            diff = sorted(set(mem_r) ^ set(sql_r))[:3]
+            issues.append(f"rule findings differ: {diff}")
+        if issues:
+            problems.append(f"notice {probe.seq}: " + "; ".join(issues))
+        else:
+            agree += 1
     return agree, problems, max_dd
 
 
@@ -556,11 +562,13 @@ def agreement(dec: Deconflictor, pg: PostGIS, scenario: Scenario, sample: list[N
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="10,000 notices, 100 zones, 2 x 1,000 checks (<40 s)")
+    parser.add_argument("--quick", action="store_true", help="10,000 notices, 100 zones, 3 x 1,000 checks (<40 s)")
     parser.add_argument("--notices", type=int, help="active notices (default 100,000; quick 10,000)")
     parser.add_argument("--zones", type=int, help="zones (default 1,000; quick 100)")
-    parser.add_argument("--checks", type=int, help="new notices checked per repetition (default 3,000; quick 1,000)")
-    parser.add_argument("--reps", type=int, help="repetitions (default 3; quick 2)")
+    parser.add_argument("--checks", type=int, help="new notices checked per repetition (default 2,000; quick 1,000)")
+    parser.add_argument("--reps", type=int, help="repetitions at most (default 3)")
+    parser.add_argument("--budget", type=float,
+                        help="seconds per path for the repetitions after the first (default 100; quick 12)")
     parser.add_argument("--sample", type=int, help="new notices in the agreement check (default 200; quick 100)")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--pg", metavar="URL", default=PG_URL, help=f"PostgreSQL with PostGIS (default {PG_URL})")
@@ -570,17 +578,18 @@ def main() -> int:
     args = parser.parse_args()
     n_notices = args.notices or (10_000 if args.quick else 100_000)
     n_zones = args.zones or (100 if args.quick else 1_000)
-    n_checks = args.checks or (1_000 if args.quick else 3_000)
-    reps = args.reps or (2 if args.quick else 3)
+    n_checks = args.checks or (1_000 if args.quick else 2_000)
+    reps = args.reps or 3
+    budget = args.budget if args.budget is not None else (12.0 if args.quick else 100.0)
     n_sample = min(args.sample or (100 if args.quick else 200), n_checks)
 
     console.print(f"[bold]bench/deconfliction.py[/] | {machine_line()}")
     console.print(f"{n_notices:,} active notices, {n_zones:,} zones, {n_checks:,} new notices checked one at a time "
-                  f"x {reps} repetitions; cell min_notice_hours {MIN_NOTICE_HOURS:g}; seed {args.seed}")
+                  f"x up to {reps} repetitions ({budget:g} s budget per path); cell min_notice_hours {MIN_NOTICE_HOURS:g}; seed {args.seed}")
 
     rss0 = rss_mb()
-    scenario = make_scenario(args.seed, n_notices, n_zones, n_checks + 50)
-    warmup, probes = scenario.probes[:50], scenario.probes[50:]
+    scenario = make_scenario(args.seed, n_notices, n_zones, n_checks + 20)
+    warmup, probes = scenario.probes[:20], scenario.probes[20:]
     rss_data = rss_mb() - rss0
     kinds: dict[str, int] = {}
     for n in scenario.notices:
@@ -626,16 +635,40 @@ def main() -> int:
         if pg is not None:
             run_pg(pg, warmup, rules_of)
 
+        # Repetitions alternate the two paths. Each path has a time budget: a further repetition of a path runs
+        # only if its repetitions so far plus one more (as long as its last) fit in it; the first always runs.
         memory, pg_query, pg_rules = Series(), Series(), Series()
         work: PgRuns | None = None
+        keep = set(range(0, len(probes), max(1, len(probes) // n_sample))[:n_sample]) if pg is not None else set()
+        spent = {"memory": 0.0, "pg": 0.0}
+        last = {"memory": 0.0, "pg": 0.0}
+
+        def fits(path: str) -> bool:
+            return spent[path] == 0.0 or spent[path] + last[path] <= budget
+
         for rep in range(reps):
-            memory.runs.append(run_memory(dec, probes))
-            if pg is not None:
-                work = run_pg(pg, probes, rules_of)
+            did = []
+            if fits("memory"):
+                t0 = time.perf_counter()
+                memory.runs.append(run_memory(dec, probes, keep if rep == 0 else set()))
+                last["memory"] = time.perf_counter() - t0
+                spent["memory"] += last["memory"]
+                did.append(f"in-memory {memory.runs[-1].rate:,.1f} checks/s")
+            if pg is not None and fits("pg"):
+                t0 = time.perf_counter()
+                work = run_pg(pg, probes, rules_of, keep if rep == 0 else set())
+                last["pg"] = time.perf_counter() - t0
+                spent["pg"] += last["pg"]
                 pg_query.runs.append(work.query)
                 pg_rules.runs.append(work.with_rules)
-            console.print(f"  repetition {rep + 1}/{reps}: in-memory {memory.runs[-1].rate:,.0f} checks/s"
-                          + (f", PostGIS query {pg_query.runs[-1].rate:,.0f} checks/s" if pg is not None else ""))
+                did.append(f"PostGIS query {pg_query.runs[-1].rate:,.1f} checks/s")
+            if not did:
+                break
+            console.print(f"  repetition {rep + 1}/{reps}: " + ", ".join(did))
+        for name, series in (("in-memory", memory), ("PostGIS", pg_query)):
+            if series.runs and len(series.runs) < reps:
+                console.print(f"  [yellow]{name}: {len(series.runs)} of {reps} repetitions (time budget of "
+                              f"{budget:g} s per path; one repetition took {last['memory' if series is memory else 'pg']:.0f} s)[/]")
 
         columns = ["path (one new notice at a time, single thread)", "p50 ms", "p99 ms", "checks/s", "checks/s reps",
                    "findings/check"]
@@ -649,8 +682,9 @@ def main() -> int:
                        f"{work.same:,.0f} same-party concurrent notices summed over them, "
                        f"{work.conflicts:.1f} other-party notices within the separation (before altitude "
                        f"and the strict < test). findings/check for the query alone: those of the rules on its rows.")
+        reps_done = "/".join(str(len(x.runs)) for x in (memory, pg_query) if x.runs)
         table(f"Checking a new notice: {n_notices:,} active notices, {n_zones:,} zones, {len(probes):,} checks, "
-              f"median of {reps}", columns, rows, caption=caption)
+              f"median of {reps_done} repetitions", columns, rows, caption=caption)
 
         verdicts = [["in-memory p99 latency", f"{memory.p99:.3f} ms", f"< {P99_TARGET_MS:g} ms",
                      verdict(memory.p99 < P99_TARGET_MS)]]
@@ -667,8 +701,9 @@ def main() -> int:
 
         status = 0
         if pg is not None:
-            sample = probes[:: max(1, len(probes) // n_sample)][:n_sample]
-            agree, problems, max_dd = agreement(dec, pg, scenario, sample, rules_of)
+            mem_kept, pg_kept = memory.runs[0].kept, pg_query.runs[0].kept
+            sample = [(probes[i], mem_kept[i], pg_kept[i]) for i in sorted(keep)]
+            agree, problems, max_dd = agreement(scenario, sample, rules_of)
             colour = "green" if agree == len(sample) else "red"
             console.print(f"[bold {colour}]agreement: {agree}/{len(sample)} new notices identical[/] in memory and "
                           "by PostGIS (zones touched, conflicting seqs, rule and notice-period findings); "

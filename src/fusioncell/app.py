@@ -121,14 +121,14 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     from fusioncell.notices.service import Checker
 
     cell.log.listeners.append(Checker(committer, cell.log))
-    ticker = None
-    if settings.deadline_interval:
-        from fusioncell.deadlines.engine import Ticker
-
-        ticker = Ticker(committer, cell.log, interval=settings.deadline_interval)
-
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
+        # The deadline engine runs while the server runs (started here, not at import or in a bare app object).
+        ticker = None
+        if settings.deadline_interval:
+            from fusioncell.deadlines.engine import Ticker
+
+            ticker = Ticker(committer, cell.log, interval=settings.deadline_interval)
         yield
         if ticker is not None:
             ticker.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import ON_CI
 from tests.factories.identity import password_of
@@ -116,10 +117,9 @@ def test_each_party_walks_the_pages_in_its_language(browser, server, member, lan
         assert page.get_attribute("html", "dir") == direction and page.get_attribute("html", "lang") == lang
         assert home_word in page.inner_text("nav")
         if path == "/map":
-            page.wait_for_function("document.querySelectorAll('#legend-items li').length >= 2")
-            assert len(page.locator("#legend-items li").all()) == 2  # the gazetteer and the country outlines
+            expect(page.locator("#legend-items li")).to_have_count(2)  # the gazetteer and the country outlines
             # Country outlines drawn from world-atlas, served by the cell itself.
-            page.wait_for_function("document.querySelectorAll('.leaflet-overlay-pane path').length > 100")
+            expect(page.locator(".leaflet-overlay-pane path").nth(100)).to_be_attached()
             page.mouse.move(640, 450)
             assert "MGRS" in page.inner_text("#coords")
         # Times show UTC and the member's own zone.
