@@ -118,9 +118,11 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
 
         follower = Follower(cell.db, cell.log)  # other workers' entries reach this worker's streams
 
-    from fusioncell.notices.service import Checker
+    from fusioncell.incidents.service import linker
+    from fusioncell.notices.service import checker
 
-    cell.log.listeners.append(Checker(committer, cell.log))
+    cell.log.listeners.append(checker(committer, cell.log))
+    cell.log.listeners.append(linker(committer, cell.log))
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         # The deadline engine runs while the server runs (started here, not at import or in a bare app object).
@@ -188,6 +190,9 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     from fusioncell.notices.routes import router as notices_router
 
     app.include_router(notices_router)
+    from fusioncell.incidents.routes import router as incidents_router
+
+    app.include_router(incidents_router)
     import fusioncell.web.geo  # noqa: F401  registers the gazetteer layer
     from fusioncell.web.hotline import router as hotline_pages
     from fusioncell.web.notices import router as notice_pages

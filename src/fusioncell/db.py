@@ -29,6 +29,7 @@ def load_models() -> None:
     import fusioncell.geo.models  # noqa: F401
     import fusioncell.hotline.models  # noqa: F401
     import fusioncell.identity.models  # noqa: F401
+    import fusioncell.incidents.models  # noqa: F401
     import fusioncell.notices.models  # noqa: F401
     import fusioncell.record.models  # noqa: F401
 

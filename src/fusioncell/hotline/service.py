@@ -49,10 +49,15 @@ def check_message_body(session: Session, *, party: str, body: MessageBody) -> No
                         place_exists=lambda pid: geo_service.get_place(session, pid) is not None,
                         entry_visible=lambda seq: _entry_visible(session, party, seq))
     for attachment in body.attachments:
-        stored = session.get(StoredFile, attachment.sha256)
-        if stored is None or stored.size != attachment.size or stored.media_type != attachment.media_type:
-            raise InvalidInput(f"attachment {attachment.name} is not uploaded (or differs from the upload)",
-                               code="unknown_attachment")
+        check_attachment(session, attachment)
+
+
+def check_attachment(session: Session, attachment: Any) -> None:
+    """A file cited by hash in a signed body must be the one uploaded (evidence and message attachments)."""
+    stored = session.get(StoredFile, attachment.sha256)
+    if stored is None or stored.size != attachment.size or stored.media_type != attachment.media_type:
+        raise InvalidInput(f"attachment {attachment.name} is not uploaded (or differs from the upload)",
+                           code="unknown_attachment")
 
 
 def compose_body(*, precedence: str, subject: str, thread: str | None, template_code: str | None,

@@ -21,6 +21,7 @@ from fusioncell.notices import deconflict
 from fusioncell.notices.geometry import checked, project, utm_zone
 from fusioncell.notices.models import Notice
 from fusioncell.record import access
+from fusioncell.record.followup import FollowUp
 from fusioncell.record.models import Entry
 from fusioncell.record.sequencer import Appended, Log
 
@@ -90,34 +91,19 @@ def unchecked(session: Session) -> list[int]:
                 .scalars())
 
 
-class Checker:
-    """Checks every notice the moment its filing is committed, whoever filed it (web, API, device), and on
-    start-up any that a restart left unchecked."""
+def checker(committer: GroupCommitter, log: Log) -> FollowUp:
+    """Checks every notice the moment its filing (or amendment) is committed, against the live index."""
+    live = LiveDeconflictor(committer.db, log)
+    log.listeners.append(live.on_commit)
 
-    def __init__(self, committer: GroupCommitter, log: Log) -> None:
-        self.committer = committer
-        self.log = log
-        self.live = LiveDeconflictor(committer.db, log)
-        log.listeners.append(self.live.on_commit)
-        with committer.db.read() as session:
-            for seq in unchecked(session):
-                self._submit(seq)
+    def work(session: Session, seq: int) -> Appended | None:
+        notice = session.get(Notice, seq)
+        if notice is None or notice.checked_seq is not None:
+            return None
+        return check_notice(session, log=log, notice_seq=seq, live=live)
 
-    def _submit(self, seq: int) -> None:
-        def work(session: Session) -> Appended | None:
-            notice = session.get(Notice, seq)
-            if notice is None or notice.checked_seq is not None:
-                return None
-            return check_notice(session, log=self.log, notice_seq=seq, live=self.live)
-
-        self.committer.submit(work)
-
-    def __call__(self, appended: list[Appended], _head: Any) -> None:
-        for entry in appended:
-            if entry.kind == "notice.filed":
-                self._submit(entry.seq)
-            elif entry.kind == "notice.amended":
-                self._submit(entry.body["notice"])
+    return FollowUp(committer, kinds={"notice.filed": lambda e: e.seq, "notice.amended": lambda e: e.body["notice"]},
+                    work=work, pending=unchecked)
 
 
 def notice_body(form: dict[str, Any]) -> dict[str, Any]:

@@ -80,4 +80,5 @@ def load_all() -> None:
     import fusioncell.geo.kinds  # noqa: F401
     import fusioncell.hotline.kinds  # noqa: F401
     import fusioncell.identity.kinds  # noqa: F401
+    import fusioncell.incidents.kinds  # noqa: F401
     import fusioncell.notices.kinds  # noqa: F401

@@ -52,3 +52,18 @@ def _notices(session: Session, viewer: Viewer) -> list[layers.Layer]:
             "radius_m": notice.body["geometry"].get("radius_m"), "start": notice.start_at, "end": notice.end_at,
             "flagged": bool(findings), "findings": [f.detail.get("detail") for f in findings]}})
     return [layers.Layer("notices", i18n._("Activity notices"), "#b00020", features)] if features else []
+
+
+@layers.provider
+def _incidents(session: Session, viewer: Viewer) -> list[layers.Layer]:
+    from fusioncell.incidents import service as incident_service
+
+    features = []
+    for incident in incident_service.incidents(session, viewer=viewer):
+        geometry = {k: v for k, v in incident.body["geometry"].items() if k != "radius_m"}
+        notified = bool(incident.links and incident.links.get("notices"))
+        features.append({"type": "Feature", "geometry": geometry, "properties": {
+            "id": incident.seq, "name": f"{incident.category} {incident.start_at[:16]}Z",
+            "radius_m": incident.body["geometry"].get("radius_m"), "flagged": not notified,
+            "findings": [z["zone"] for z in (incident.links or {}).get("zones", [])]}})
+    return [layers.Layer("incidents", i18n._("Incidents"), "#6a1b9a", features)] if features else []
