@@ -258,14 +258,15 @@ def test_the_time_slider_shows_only_the_notices_active_then(browser, server):
     watch = Watch(page)
     login(page, server, "sy/liaison-1")
     page.goto(server.url + "/map")
-    page.wait_for_function("document.querySelectorAll('#legend-items li').length >= 3")
-    circles = "document.querySelectorAll('.leaflet-overlay-pane path[stroke=\"#b00020\"]').length"
-    page.wait_for_function(f"{circles} === 2")
+    # Waits use Playwright's own selector engine: evaluating strings would be refused by the page's CSP.
+    expect(page.locator("#legend-items li")).to_have_count(3)
+    circles = page.locator('.leaflet-overlay-pane path[stroke="#b00020"]')
+    expect(circles).to_have_count(2)
     page.fill("#when", "3")  # three hours from now: only the first notice
     page.dispatch_event("#when", "input")
-    page.wait_for_function(f"{circles} === 1")
+    expect(circles).to_have_count(1)
     page.fill("#when", "-1")
     page.dispatch_event("#when", "input")
-    page.wait_for_function(f"{circles} === 2")
+    expect(circles).to_have_count(2)
     assert watch.errors == [] and watch.outside == []
     page.close()
