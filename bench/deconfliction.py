@@ -38,8 +38,8 @@ PostGIS: `apt-get install -y postgresql-15-postgis-3`. The bench creates a scrat
 FUSIONCELL_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test) or --pg, creates the postgis extension
 in it (or uses the database's own if it already has one), and drops the schema (and so the extension) at the end.
 
-  .venv/bin/python bench/deconfliction.py            # 100,000 notices, 1,000 zones, 2,000 checks, <= 3 reps (~5 min)
-  .venv/bin/python bench/deconfliction.py --quick    # 10,000 notices, 100 zones, 2,000 checks, 3 reps (~15 s)
+  .venv/bin/python bench/deconfliction.py            # 100,000 notices, 1,000 zones, 2,000 checks, <= 3 reps (3-5 min)
+  .venv/bin/python bench/deconfliction.py --quick    # 10,000 notices, 100 zones, 2,000 checks, 3 reps (~20 s)
   .venv/bin/python bench/deconfliction.py --profile  # also: cProfile of the in-memory check of 200 notices
   .venv/bin/python bench/deconfliction.py --no-pg    # in-memory only
 """
@@ -586,7 +586,7 @@ def agreement(scenario: Scenario, sample: list[tuple[NoticeShape, list[Finding],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="10,000 notices, 100 zones, 2,000 checks (~15 s)")
+    parser.add_argument("--quick", action="store_true", help="10,000 notices, 100 zones, 2,000 checks (~20 s)")
     parser.add_argument("--notices", type=int, help="active notices (default 100,000; quick 10,000)")
     parser.add_argument("--zones", type=int, help="zones (default 1,000; quick 100)")
     parser.add_argument("--checks", type=int, help="new notices checked per repetition (default 2,000)")
@@ -715,9 +715,9 @@ def main() -> int:
                      verdict(memory.p99 < P99_TARGET_MS)]]
         if pg is not None:
             ratio = memory.rate / pg_query.rate
-            verdicts.append(["in-memory checks/s vs PostGIS query checks/s", f"{ratio:.1f}x",
+            verdicts.append(["in-memory checks/s vs PostGIS query checks/s", f"{fmt(ratio)}x",
                              f">= {RATE_TARGET_X:g}x", verdict(ratio >= RATE_TARGET_X)])
-            verdicts.append(["(info) in-memory vs PostGIS + Python rules", f"{memory.rate / pg_rules.rate:.1f}x",
+            verdicts.append(["(info) in-memory vs PostGIS + Python rules", f"{fmt(memory.rate / pg_rules.rate)}x",
                              "-", "-"])
         else:
             verdicts.append(["in-memory checks/s vs PostGIS query checks/s", "-", f">= {RATE_TARGET_X:g}x",

@@ -268,3 +268,26 @@ def test_notice_form_keeps_input_and_explains_a_bad_position(api):
                                          "contact": "desk 3", "count_troops": "6"}, follow_redirects=False)
     assert good.status_code == 303
     assert "patrol" in client.get("/notices").text
+
+
+def test_home_shows_the_answers_a_party_owes_on_notices(api):
+    from datetime import timedelta
+
+    from fusioncell.clock import format_time
+    from fusioncell.notices import service as notice_service
+    from tests.factories.hotline import viewer
+
+    start = api.cell.log.clock.now() + timedelta(hours=72)
+    window = {"start": format_time(start), "end": format_time(start + timedelta(hours=2))}
+    for member, point in (("il/liaison-1", [35.86, 33.17]), ("sy/liaison-1", [35.8605, 33.1705])):
+        with api.cell.log.transaction(api.cell.db) as session:
+            filed = notice_service.file_notice(session, log=api.cell.log, kek=api.cell.kek,
+                                               viewer=viewer(api.cell, member), body={
+                                                   "activity": "patrol", "contact": "desk", "composition": {},
+                                                   "geometry": {"type": "Point", "coordinates": point}, **window})
+            notice_service.check_notice(session, log=api.cell.log, notice_seq=filed.seq)
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    client.cookies.set("fc_lang", "en")
+    html = client.get("/").text
+    assert f"The cell found conflicts with notice {filed.seq}: acknowledge or object" in html

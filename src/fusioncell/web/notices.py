@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from fusioncell.clock import parse_time
 from fusioncell.deps import state
 from fusioncell.errors import FusioncellError
 from fusioncell.geo.rules import ACTIVITIES, CATEGORIES
+from fusioncell.identity.service import Viewer
 from fusioncell.notices import service as notice_service
-from fusioncell.web import i18n
+from fusioncell.web import attention, i18n
 from fusioncell.web.routes import check_form_csrf, language_for, page_viewer, render
 
 router = APIRouter(include_in_schema=False)
@@ -75,3 +79,26 @@ async def file_notice(request: Request) -> Response:
             errors[where] = exc.message
     shown = {**form, **{k: v for k, v in data.items() if k != "csrf_token"}}
     return _page(request, viewer, shown, errors, status=400)
+
+
+@attention.provider
+def _answers_owed(session: Session, viewer: Viewer, now: datetime) -> list[attention.Attention]:
+    """Findings on another party's notice, or an incident report naming this party, await its answer."""
+    from sqlalchemy import select
+
+    from fusioncell.deadlines.models import Deadline
+
+    _ = i18n._
+    rows = session.execute(select(Deadline).where(
+        Deadline.party == viewer.party, Deadline.met_seq.is_(None), Deadline.state.in_(("open", "missed", "escalated")),
+        Deadline.rule.in_(("notice.response", "incident.response"))).order_by(Deadline.due_at)).scalars()
+    items = []
+    for row in rows:
+        subject = int(row.id.split(":")[1])
+        if row.rule == "notice.response":
+            items.append(attention.Attention(_("The cell found conflicts with notice %(seq)s: acknowledge or object",
+                                               seq=subject), "", "/notices", parse_time(row.due_at), 2))
+        else:
+            items.append(attention.Attention(_("Incident %(seq)s names your party: respond", seq=subject), "",
+                                             f"/records/{subject}", parse_time(row.due_at), 2))
+    return items
