@@ -84,7 +84,7 @@ def test_deconflictor_finds_what_the_full_check_finds(existing, zone_specs, geom
     fast = Deconflictor(cell_m=3000)
     fast.set_zones(zones)
     for other in others:
-        fast.notices.add(other)
+        fast.add(other)
     filed = T0 - timedelta(days=3)
     expected = check(notice, zones=zones, others=others, filed_at=filed)
     assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected))

@@ -187,7 +187,7 @@ class LiveDeconflictor:
         now = self.log.clock.now()
         for notice in session.execute(select(Notice).where(Notice.state == "active")).scalars():
             if parse_time(notice.end_at) > now:
-                index.notices.add(_shape(notice, self._utm))
+                index.add(_shape(notice, self._utm))
         self._index = index
 
     def findings(self, session: Session, *, notice_seq: int) -> list[deconflict.Finding]:
@@ -195,12 +195,13 @@ class LiveDeconflictor:
         with self._lock:
             if self._index is None:
                 self._build(session, notice.body["geometry"])
-            self._index.notices.expire(self.log.clock.now())
-            self._index.notices.add(_shape(notice, self._utm))
+            self._index.expire(self.log.clock.now())
+            me = _shape(notice, self._utm)
+            self._index.add(me)
             cell = session.execute(select(Cell)).scalar_one()
             minimum = float(cell.settings.get("min_notice_hours", 0)) if isinstance(cell.settings, dict) else 0.0
             filed_at = parse_time(session.get(Entry, notice_seq).sequenced_at)
-            return self._index.check(_shape(notice, self._utm), filed_at=filed_at, min_notice_hours=minimum)
+            return self._index.check(me, filed_at=filed_at, min_notice_hours=minimum)
 
     def on_commit(self, appended: list[Appended], _head: Any) -> None:
         with self._lock:
@@ -211,4 +212,4 @@ class LiveDeconflictor:
                     self._index = None  # zones change rarely: rebuilt at the next check
                     return
                 if entry.kind in ("notice.cancelled", "notice.amended"):
-                    self._index.notices.remove(entry.body["notice"])  # an amendment is re-added when checked
+                    self._index.remove(entry.body["notice"])  # an amendment is re-added when checked
