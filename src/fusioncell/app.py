@@ -193,7 +193,11 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     from fusioncell.incidents.routes import router as incidents_router
 
     app.include_router(incidents_router)
-    import fusioncell.web.geo  # noqa: F401  registers the gazetteer layer
+    from fusioncell.disputes.routes import router as disputes_router
+
+    app.include_router(disputes_router)
+    import fusioncell.web.disputes  # noqa: F401  registers open disputes on the home page
+    import fusioncell.web.geo  # noqa: F401  registers the map layers
     from fusioncell.web.hotline import router as hotline_pages
     from fusioncell.web.notices import router as notice_pages
 

@@ -26,6 +26,7 @@ class Base(DeclarativeBase):
 def load_models() -> None:
     """Import every module that declares tables, so the metadata is complete."""
     import fusioncell.deadlines.models  # noqa: F401
+    import fusioncell.disputes.models  # noqa: F401
     import fusioncell.geo.models  # noqa: F401
     import fusioncell.hotline.models  # noqa: F401
     import fusioncell.identity.models  # noqa: F401

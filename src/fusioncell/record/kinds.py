@@ -77,6 +77,7 @@ def names() -> list[str]:
 def load_all() -> None:
     """Import every domain package that registers kinds."""
     import fusioncell.deadlines.engine  # noqa: F401
+    import fusioncell.disputes.kinds  # noqa: F401
     import fusioncell.geo.kinds  # noqa: F401
     import fusioncell.hotline.kinds  # noqa: F401
     import fusioncell.identity.kinds  # noqa: F401

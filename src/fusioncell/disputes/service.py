@@ -1,0 +1,72 @@
+"""Dispute use cases: raise about entries, take a step, and the reads through the access layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusioncell.disputes import machine
+from fusioncell.disputes.kinds import _supervisors
+from fusioncell.disputes.models import Dispute, Step
+from fusioncell.errors import InvalidInput, NotFound
+from fusioncell.identity import service as identity_service
+from fusioncell.identity.auth import KeyEncryptionKey
+from fusioncell.identity.service import Viewer
+from fusioncell.record import access
+from fusioncell.record.models import Entry
+from fusioncell.record.sequencer import Appended, Log
+
+
+def raise_dispute(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer, about: list[int],
+                  respondent: str, claim: dict[str, str], remedy: dict[str, str]) -> Appended:
+    """About entries the raiser's party can see; released to both parties and the supervisor."""
+    refs = []
+    for seq in about:
+        entry = session.get(Entry, seq)
+        if entry is None or not access.may_see(viewer.party, entry.audience):
+            raise NotFound(f"no entry {seq} that your party can see")
+        refs.append(entry.leaf_hash.hex())
+    if not refs:
+        raise InvalidInput("name the entries the dispute is about", code="no_refs")
+    audience = sorted({viewer.party, respondent} | _supervisors(session))
+    return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="dispute.raised",
+                                      body={"respondent": respondent, "claim": claim, "remedy": remedy},
+                                      audience=audience, refs=refs)
+
+
+def access_dispute(session: Session, *, viewer: Viewer, seq: int) -> tuple[Dispute, list[Step]]:
+    dispute = session.get(Dispute, seq)
+    if dispute is None or not access.may_see(viewer.party, dispute.audience):
+        raise NotFound(f"no dispute {seq}")
+    steps = list(session.execute(select(Step).where(Step.dispute_seq == seq).order_by(Step.seq)).scalars())
+    return dispute, steps
+
+
+def take_step(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer, seq: int, action: str,
+              text: dict[str, str]) -> Appended:
+    dispute, steps = access_dispute(session, viewer=viewer, seq=seq)
+    refs = [session.get(Entry, dispute.seq).leaf_hash.hex()] + [session.get(Entry, s.seq).leaf_hash.hex()
+                                                                for s in steps[-1:]]
+    return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="dispute.step",
+                                      body={"dispute": seq, "action": action, "text": text},
+                                      audience=dispute.audience.split(), refs=refs)
+
+
+def disputes(session: Session, *, viewer: Viewer) -> list[Dispute]:
+    rows = session.execute(select(Dispute).order_by(Dispute.seq.desc())).scalars()
+    return [d for d in rows if access.may_see(viewer.party, d.audience)]
+
+
+def next_actions(session: Session, *, viewer: Viewer, dispute: Dispute) -> list[str]:
+    role = machine.role_of(party=viewer.party, raiser=dispute.raiser, respondent=dispute.respondent,
+                           supervisors=_supervisors(session))
+    return machine.next_actions(machine.Dispute(dispute.state, frozenset(dispute.settle_signed_by)), role)
+
+
+def read(session: Session, *, viewer: Viewer, dispute: Dispute, steps: list[Step]) -> dict[str, Any]:
+    return {"seq": dispute.seq, "raiser": dispute.raiser, "respondent": dispute.respondent, "state": dispute.state,
+            **dispute.body, "next_actions": next_actions(session, viewer=viewer, dispute=dispute),
+            "steps": [{"seq": s.seq, "party": s.party, "action": s.action, "state_after": s.state_after,
+                       **s.body} for s in steps]}
