@@ -159,9 +159,15 @@ def test_keyboard_reaches_the_skip_link_and_the_form(browser, server):
         if page.evaluate("document.activeElement.id") == "member":
             break
     assert page.evaluate("document.activeElement.id") == "member"
-    for element in page.query_selector_all("input:not([type=hidden]), select"):
-        element_id = element.get_attribute("id")
-        assert page.query_selector(f'label[for="{element_id}"]'), f"no label for #{element_id}"
+    page.fill("#member", "il/liaison-1")
+    page.fill("#password", password_of("il/liaison-1"))
+    page.click("button.primary")
+    page.wait_for_url(server.url + "/")
+    for path in ("/", "/hotline/new", "/notices", "/records", "/map"):  # every control has its label
+        page.goto(server.url + path)
+        for element in page.query_selector_all("input:not([type=hidden]):not([type=checkbox]), select, textarea"):
+            element_id = element.get_attribute("id")
+            assert element_id and page.query_selector(f'label[for="{element_id}"]'), f"no label for #{element_id} on {path}"
     page.close()
 
 
