@@ -23,10 +23,23 @@ from fusioncell.web.routes import check_form_csrf, language_for, page_viewer, re
 router = APIRouter(include_in_schema=False)
 
 
+def labels() -> dict[str, str]:
+    """Activity types and equipment categories in the reader's language (the codes stay in the record)."""
+    _ = i18n._
+    return {
+        "ground_movement": _("Ground movement"), "patrol": _("Patrol"), "exercise": _("Exercise"),
+        "flight": _("Flight"), "engineering": _("Engineering work"), "humanitarian_convoy": _("Humanitarian convoy"),
+        "demining": _("Demining"), "other": _("Other"), "troops": _("Troops"), "tanks": _("Tanks"),
+        "artillery": _("Artillery"), "air_defence": _("Air-defence systems"), "aircraft": _("Aircraft"),
+        "drones": _("Drones"),
+    }
+
+
 def _page(request: Request, viewer: Any, form: dict[str, Any], errors: dict[str, str], status: int = 200):
     rows = state(request).read(lambda s: notice_service.notices_with_findings(s, viewer=viewer))
+    i18n.activate(language_for(request, viewer))
     return render(request, "notices.html", viewer, status=status, rows=rows, form=form, errors=errors,
-                  activities=ACTIVITIES, categories=CATEGORIES)
+                  activities=ACTIVITIES, categories=CATEGORIES, labels=labels())
 
 
 @router.get("/notices")
