@@ -15,7 +15,8 @@ from fusioncell.deadlines.models import Deadline
 from fusioncell.disputes import machine
 from fusioncell.disputes.models import Dispute, Step
 from fusioncell.hotline.kinds import FreeText
-from fusioncell.identity.models import Cell, Party
+from fusioncell.identity.models import Party
+from fusioncell.identity.service import cell_setting
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
 
@@ -55,8 +56,7 @@ def _owe(session: Session, entry: Appended, dispute: Dispute) -> None:
     if dispute.state not in OWED:
         return
     role, hours = OWED[dispute.state]
-    cell = session.execute(select(Cell)).scalar_one()
-    configured = cell.settings.get("dispute_hours", {}) if isinstance(cell.settings, dict) else {}
+    configured = cell_setting(session, "dispute_hours", {})
     hours = float(configured.get(dispute.state, hours))
     parties = {"respondent": [dispute.respondent], "raiser": [dispute.raiser],
                "supervisor": sorted(_supervisors(session))}[role]

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from fusioncell.deadlines import engine as deadlines
 from fusioncell.errors import FusioncellError, InvalidSubmission
 from fusioncell.hotline.models import Ack, AttachmentRef, Message, Receipt, Thread
-from fusioncell.identity.models import Cell, Party
+from fusioncell.identity.models import Party
+from fusioncell.identity.service import cell_setting
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
 
@@ -66,8 +67,7 @@ class AckBody(BodyModel):
 
 
 def ack_minutes(session: Session) -> dict[str, float]:
-    cell = session.execute(select(Cell)).scalar_one()
-    configured = cell.settings.get("ack_minutes", {}) if isinstance(cell.settings, dict) else {}
+    configured = cell_setting(session, "ack_minutes", {})
     return {p: float(configured.get(p, DEFAULT_ACK_MINUTES[p])) for p in PRECEDENCES}
 
 

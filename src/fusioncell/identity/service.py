@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -74,6 +75,13 @@ def enrol_key(
 
 def revoke_key(session: Session, *, log: Log, key_id: str, reason: str) -> Appended:
     return log.append_as_cell(session, kind=KEY_REVOKED, body={"key_id": key_id, "reason": reason})
+
+
+def cell_setting(session: Session, name: str, default: Any) -> Any:
+    """A setting of the cell's configuration (the genesis entry's `settings`), or the default."""
+    from fusioncell.identity.models import Cell
+
+    return session.execute(select(Cell.settings)).scalar_one().get(name, default)
 
 
 def list_keys(session: Session) -> list[SigningKey]:

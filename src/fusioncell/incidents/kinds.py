@@ -7,14 +7,14 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import format_time, parse_time
 from fusioncell.deadlines import engine as deadlines
 from fusioncell.errors import FusioncellError, InvalidSubmission
 from fusioncell.hotline.kinds import Attachment, FreeText
-from fusioncell.identity.models import Cell, Party
+from fusioncell.identity.models import Party
+from fusioncell.identity.service import cell_setting
 from fusioncell.incidents.models import Answer, Incident
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
@@ -94,7 +94,7 @@ def _check_report(session: Session, submission: dict[str, Any], body: ReportBody
         raise _refuse(exc.message, exc.code) from exc
     if body.responsible is not None and session.get(Party, body.responsible) is None:
         raise _refuse(f"no party {body.responsible!r} in this cell", "unknown_party")
-    area = session.execute(select(Cell)).scalar_one().settings.get("area")
+    area = cell_setting(session, "area", None)
     if area:  # the cell's area of responsibility, as [min lon, min lat, max lon, max lat]
         from shapely.geometry import box, shape
 
@@ -112,8 +112,7 @@ def _apply_report(session: Session, entry: Appended, body: ReportBody) -> None:
                          start_at=body.start, end_at=body.end or body.start, responsible=body.responsible,
                          body=body.model_dump(mode="json")))
     if body.responsible and body.responsible != entry.party and body.responsible in entry.submission["audience"]:
-        cell = session.execute(select(Cell)).scalar_one()
-        hours = float(cell.settings.get("incident_response_hours", 24)) if isinstance(cell.settings, dict) else 24.0
+        hours = float(cell_setting(session, "incident_response_hours", 24))
         deadlines.open_deadline(session, id=f"incident:{entry.seq}:{body.responsible}", rule="incident.response",
                                 entry=entry, party=body.responsible, due=timedelta(hours=hours))
     session.flush()

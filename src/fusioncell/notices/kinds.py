@@ -14,7 +14,8 @@ from fusioncell.clock import format_time, parse_time
 from fusioncell.deadlines import engine as deadlines
 from fusioncell.errors import FusioncellError, InvalidSubmission
 from fusioncell.geo.rules import Activity, Category
-from fusioncell.identity.models import Cell, Party
+from fusioncell.identity.models import Party
+from fusioncell.identity.service import cell_setting
 from fusioncell.notices.models import Finding, Notice
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
@@ -126,8 +127,7 @@ def _apply_findings(session: Session, entry: Appended, body: FindingsBody) -> No
         session.add(Finding(notice_seq=notice.seq, number=number, seq=entry.seq, type=finding.get("type", "?"),
                             detail=finding, responses={}))
     if body.findings:
-        cell = session.execute(select(Cell)).scalar_one()
-        hours = float(cell.settings.get("notice_response_hours", 6)) if isinstance(cell.settings, dict) else 6.0
+        hours = float(cell_setting(session, "notice_response_hours", 6))
         for party in counter_parties(session, notice):
             deadlines.open_deadline(session, id=f"notice:{notice.seq}:{party}:{entry.seq}", rule="notice.response",
                                     entry=entry, party=party, due=timedelta(hours=hours))

@@ -15,7 +15,6 @@ from fusioncell.geo.models import Zone
 from fusioncell.geo.rules import Rule
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
-from fusioncell.identity.models import Cell
 from fusioncell.identity.service import Viewer
 from fusioncell.notices import deconflict
 from fusioncell.notices.geometry import checked, project, utm_zone
@@ -54,17 +53,26 @@ def findings_for(session: Session, *, notice_seq: int) -> list[deconflict.Findin
     point = shape({k: v for k, v in notice.body["geometry"].items() if k != "radius_m"}).representative_point()
     zone_id = utm_zone(point.x, point.y)
     me = _shape(notice, zone_id)
-    zones = [deconflict.ZoneShape(z.id, project(z.body["geometry"], zone_id), _RULES.validate_python(z.body["rules"]),
-                                  parse_time(z.body["valid_from"]),
-                                  parse_time(z.body["valid_until"]) if z.body.get("valid_until") else None)
-             for z in session.execute(select(Zone).where(Zone.effective_seq.is_not(None))).scalars()]
     others = [_shape(o, zone_id) for o in session.execute(
         select(Notice).where(Notice.state == "active", Notice.seq != notice.seq, Notice.end_at > notice.start_at,
                              Notice.start_at < notice.end_at)).scalars()]
-    cell = session.execute(select(Cell)).scalar_one()
-    minimum = float(cell.settings.get("min_notice_hours", 0)) if isinstance(cell.settings, dict) else 0.0
+    filed_at, minimum = _filing(session, notice_seq)
+    return deconflict.check(me, zones=_zone_shapes(session, zone_id), others=others, filed_at=filed_at,
+                            min_notice_hours=minimum)
+
+
+def _zone_shapes(session: Session, zone_id: tuple[int, bool]) -> list[deconflict.ZoneShape]:
+    """The zones in effect, projected to the given UTM zone."""
+    return [deconflict.ZoneShape(z.id, project(z.body["geometry"], zone_id), _RULES.validate_python(z.body["rules"]),
+                                 parse_time(z.body["valid_from"]),
+                                 parse_time(z.body["valid_until"]) if z.body.get("valid_until") else None)
+            for z in session.execute(select(Zone).where(Zone.effective_seq.is_not(None))).scalars()]
+
+
+def _filing(session: Session, notice_seq: int) -> tuple[Any, float]:
+    """When the notice was sequenced, and the cell's minimum notice period in hours."""
     filed_at = parse_time(session.get(Entry, notice_seq).sequenced_at)
-    return deconflict.check(me, zones=zones, others=others, filed_at=filed_at, min_notice_hours=minimum)
+    return filed_at, float(identity_service.cell_setting(session, "min_notice_hours", 0))
 
 
 def check_notice(session: Session, *, log: Log, notice_seq: int, live: Any = None) -> Appended:
@@ -180,10 +188,7 @@ class LiveDeconflictor:
         point = shape({k: v for k, v in near.items() if k != "radius_m"}).representative_point()
         self._utm = utm_zone(point.x, point.y)  # one projection for the whole index: the cell's area
         index = Deconflictor()
-        index.set_zones([deconflict.ZoneShape(
-            z.id, project(z.body["geometry"], self._utm), _RULES.validate_python(z.body["rules"]),
-            parse_time(z.body["valid_from"]), parse_time(z.body["valid_until"]) if z.body.get("valid_until") else None)
-            for z in session.execute(select(Zone).where(Zone.effective_seq.is_not(None))).scalars()])
+        index.set_zones(_zone_shapes(session, self._utm))
         now = self.log.clock.now()
         for notice in session.execute(select(Notice).where(Notice.state == "active")).scalars():
             if parse_time(notice.end_at) > now:
@@ -198,9 +203,7 @@ class LiveDeconflictor:
             self._index.expire(self.log.clock.now())
             me = _shape(notice, self._utm)
             self._index.add(me)
-            cell = session.execute(select(Cell)).scalar_one()
-            minimum = float(cell.settings.get("min_notice_hours", 0)) if isinstance(cell.settings, dict) else 0.0
-            filed_at = parse_time(session.get(Entry, notice_seq).sequenced_at)
+            filed_at, minimum = _filing(session, notice_seq)
             return self._index.check(me, filed_at=filed_at, min_notice_hours=minimum)
 
     def on_commit(self, appended: list[Appended], _head: Any) -> None:
