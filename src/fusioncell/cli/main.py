@@ -96,12 +96,14 @@ def init(
             from fusioncell.demo.scenario import (
                 play,
                 play_hotline,
+                play_incidents_and_disputes,
                 play_zones_and_notices,
             )
 
             play(cell)
             play_hotline(cell)
             play_zones_and_notices(cell)
+            play_incidents_and_disputes(cell)
         with cell.db.read() as session:
             size = cell.log.tree(session).size
         cell.close()
@@ -122,6 +124,10 @@ def verify(
         if bundle is not None:
             if not bundle.exists():
                 fail(f"no bundle at {bundle}")
+            from fusioncell.record.proofs import is_proof_bundle
+
+            if is_proof_bundle(bundle):
+                return _verify_proof_bundle(bundle)
             source = BundleSource(bundle)
             trusted = source.cell_key()
         else:
@@ -141,16 +147,50 @@ def verify(
     )
 
 
+def _verify_proof_bundle(bundle: Path) -> None:
+    from fusioncell.record.proofs import verify_proof_bundle
+
+    report = verify_proof_bundle(bundle)
+    head = report.head
+    out.print(f"OK: {len(report.entries)} entries ({report.released} released to {report.party}), each included "
+              f"in the tree head of size {head['size']} signed by the cell (root {head['root']}), "
+              f"{report.cosignatures} cosignature(s)")
+    if report.subject.get("kind") == "dispute":
+        from fusioncell.disputes.service import verified_state
+
+        state = verified_state(report)
+        out.print(f"dispute {report.subject['seq']}: {len(report.subject['seqs']) - 1} step(s), "
+                  f"state {state.state.replace('_', ' ')}; every entry it cites is in the bundle")
+
+
 @app.command()
 def export(
     party: Annotated[str, typer.Option(help="Party whose view to export.")],
     out_file: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON Lines).")],
     dir: DirOption = None,
     db: DbOption = None,
+    dispute: Annotated[Optional[int], typer.Option(
+        help="Only this dispute: its steps and every entry they cite, with inclusion proofs.")] = None,
 ) -> None:
-    """Write the log as PARTY may see it, with the latest signed tree head."""
+    """Write the log as PARTY may see it, with the latest signed tree head (or one dispute's proof bundle)."""
     from fusioncell.record.export import export_to_file
 
+    if dispute is not None:
+        from fusioncell.disputes.service import write_bundle
+
+        with opened(dir, db, with_key=False) as cell:
+            with cell.db.read() as session:
+                tmp = out_file.with_name(out_file.name + ".partial")
+                try:
+                    with tmp.open("wb") as handle:
+                        head = write_bundle(session, log=cell.log, party=party, seq=dispute, out=handle)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                tmp.replace(out_file)
+        out.print(f"wrote {out_file}: dispute {dispute} as {party} sees it, with inclusion proofs against the "
+                  f"tree head of size {head['size']} (root {head['root']})")
+        return
     with opened(dir, db, with_key=False) as cell:
         with cell.db.read() as session:
             total = cell.log.tree(session).size

@@ -134,3 +134,72 @@ def play_zones_and_notices(cell: CellHandle) -> None:
         for member, body in notices:
             filed = notice_service.file_notice(session, log=log, kek=kek, viewer=_viewer(session, member), body=body)
             notice_service.check_notice(session, log=log, notice_seq=filed.seq)
+
+
+def play_incidents_and_disputes(cell: CellHandle) -> None:
+    """Incidents of the past weeks (for the statistics), one linked to a notified patrol and answered and
+    graded, one shared with the supervisor only, and disputes: one in mediation, one just raised."""
+    from fusioncell.disputes import service as dispute_service
+    from fusioncell.incidents import service as incident_service
+    from fusioncell.notices.models import Notice
+
+    log, kek = cell.log, cell.kek
+    now = log.clock.now()
+
+    def text(lang: str, value: str) -> dict[str, str]:
+        return {"lang": lang, "text": value}
+
+    def at(hours_ago: float) -> str:
+        return format_time(now - timedelta(hours=hours_ago))
+
+    history = [  # (reporter, category, hours ago, lon, lat, responsible, description)
+        ("sy/liaison-1", "overflight_or_drone", 1000, 35.93, 33.02, "IL", text("ar", "طائرة مسيرة فوق القنيطرة")),
+        ("il/liaison-1", "fire_across_line", 900, 35.80, 33.10, "SY", text("he", "ירי נשק קל לעבר עמדה")),
+        ("sy/liaison-1", "raid_or_arrest", 760, 35.87, 33.31, "IL", text("ar", "مداهمة واعتقال في بيت جن")),
+        ("il/liaison-1", "construction", 600, 35.95, 33.20, "SY", text("he", "ביצורים חדשים מזרחית לקו")),
+        ("sy/liaison-1", "ground_incursion", 450, 35.84, 33.15, "IL", text("ar", "توغل بري قرب خان أرنبة")),
+        ("us/supervisor-1", "unexploded_ordnance", 300, 35.86, 33.05, None, text("en", "UXO found by a farmer")),
+        ("sy/liaison-1", "overflight_or_drone", 200, 35.88, 33.25, "IL", text("ar", "تحليق فوق جبل الشيخ")),
+        ("il/liaison-1", "unsafe_encounter", 120, 35.83, 33.12, "SY", text("he", "מפגש מסוכן בין סיורים")),
+    ]
+    with log.transaction(cell.db) as session:
+        for member, category, hours, lon, lat, responsible, description in history:
+            filed = incident_service.report_incident(session, log=log, kek=kek, viewer=_viewer(session, member), body={
+                "category": category, "start": at(hours), "description": description, "responsible": responsible,
+                "geometry": {"type": "Point", "coordinates": [lon, lat]}})
+            incident_service.link_incident(session, log=log, incident_seq=filed.seq)
+    with log.transaction(cell.db) as session:
+        sy, il, us = (_viewer(session, m) for m in ("sy/liaison-1", "il/liaison-1", "us/supervisor-1"))
+        patrol = session.query(Notice).filter(Notice.party == "IL").order_by(Notice.seq).first()
+        fire = incident_service.report_incident(session, log=log, kek=kek, viewer=sy, body={
+            "category": "fire_across_line", "start": patrol.start_at if patrol else at(2),
+            "description": text("ar", "إطلاق نار من دورية إسرائيلية قرب خان أرنبة، إصابة مدنيَّين."),
+            "casualties": {"killed": 0, "injured": 2}, "damage": "Two houses hit", "responsible": "IL",
+            "geometry": {"type": "Point", "coordinates": [35.861, 33.171]}})
+        incident_service.link_incident(session, log=log, incident_seq=fire.seq)
+        response = incident_service.answer(session, log=log, kek=kek, viewer=il, seq=fire.seq,
+                                           kind="incident.response", body={
+                                               "response": "dispute_facts",
+                                               "text": text("he", "הסיור הודיע מראש ולא פתח באש.")})
+        incident_service.answer(session, log=log, kek=kek, viewer=us, seq=fire.seq, kind="incident.assessment",
+                                body={"assessment": "confirmed", "reliability": "B", "credibility": 2,
+                                      "text": text("en", "Shots heard by the observation post at the time.")})
+        incident_service.report_incident(session, log=log, kek=kek, viewer=il, audience=["IL", "US"], body={
+            "category": "presence_in_restricted_zone", "start": at(30), "responsible": "SY",
+            "description": text("he", "כוח חמוש נצפה באזור ההפרדה (לפיקוח בלבד)."),
+            "geometry": {"type": "Point", "coordinates": [35.87, 33.22]}})
+    with log.transaction(cell.db) as session:
+        sy, il, us = (_viewer(session, m) for m in ("sy/liaison-1", "il/liaison-1", "us/supervisor-1"))
+        raised = dispute_service.raise_dispute(
+            session, log=log, kek=kek, viewer=sy, about=[fire.seq, response.seq], respondent="IL",
+            claim=text("ar", "الدورية أطلقت النار على مدنيين."), remedy=text("ar", "تحقيق وتعويض المصابين."))
+        dispute_service.take_step(session, log=log, kek=kek, viewer=il, seq=raised.seq, action="answer",
+                                  text=text("he", "הסיור פעל לפי ההודעה המוקדמת."))
+        dispute_service.take_step(session, log=log, kek=kek, viewer=us, seq=raised.seq, action="mediate",
+                                  text=text("en", "Both liaison officers meet at the post on Thursday."))
+        exercise = session.query(Notice).filter(Notice.party == "SY", Notice.activity == "exercise").first()
+        if exercise is not None:
+            dispute_service.raise_dispute(
+                session, log=log, kek=kek, viewer=il, about=[exercise.seq], respondent="SY",
+                claim=text("he", "תרגיל עם מערכות הגנה אווירית בתוך רצועת 25 הק\"מ."),
+                remedy=text("he", "ביטול התרגיל או הוצאת מערכות ההגנה האווירית."))

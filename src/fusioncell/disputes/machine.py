@@ -70,3 +70,12 @@ def step(dispute: Dispute, action: str, role: str) -> Dispute:
 def next_actions(dispute: Dispute, role: str) -> list[str]:
     """What this role may do now (the dispute page shows it as the next action)."""
     return [a for a, (states, actors, _t) in ACTIONS.items() if dispute.state in states and role in actors]
+
+
+def replay(steps: list[tuple[str, str]], *, raiser: str, respondent: str, supervisors: set[str]) -> Dispute:
+    """The dispute after these (party, action) steps, from raised; StepRefused at the first that is not allowed."""
+    dispute = Dispute()
+    for party, action in steps:
+        role = role_of(party=party, raiser=raiser, respondent=respondent, supervisors=supervisors)
+        dispute = step(dispute, action, role)
+    return dispute

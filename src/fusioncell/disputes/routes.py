@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import Field
 
 from fusioncell.deps import AppState, state, viewer
@@ -57,3 +58,14 @@ def post_step(fc: Fc, who: Who, seq: int, form: StepCreate) -> dict[str, Any]:
     entry = fc.write(lambda s: dispute_service.take_step(s, log=fc.cell.log, kek=fc.cell.kek, viewer=who, seq=seq,
                                                           action=form.action, text=form.text))
     return {"seq": entry.seq, "leaf_hash": entry.leaf_hash.hex(), "time": entry.time}
+
+
+@router.get("/disputes/{seq}/bundle", response_class=Response,
+            responses={200: {"content": {"application/x-ndjson": {}},
+                             "description": "fusioncell-proof/1 bundle: check it with `fusioncell verify FILE`"}})
+def get_bundle(fc: Fc, who: Who, seq: int) -> Response:
+    """The dispute, its steps and every entry they cite, with inclusion proofs, as the member's party sees them."""
+    out = io.BytesIO()
+    fc.read(lambda s: dispute_service.write_bundle(s, log=fc.cell.log, party=who.party, seq=seq, out=out))
+    return Response(out.getvalue(), media_type="application/x-ndjson",
+                    headers={"Content-Disposition": f'attachment; filename="dispute-{seq}.jsonl"'})

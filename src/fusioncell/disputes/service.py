@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from fusioncell.disputes import machine
 from fusioncell.disputes.kinds import _supervisors
 from fusioncell.disputes.models import Dispute, Step
-from fusioncell.errors import InvalidInput, NotFound
+from fusioncell.errors import InvalidInput, NotFound, VerificationFailed
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.identity.service import Viewer
-from fusioncell.record import access
+from fusioncell.record import access, proofs
 from fusioncell.record.models import Entry
 from fusioncell.record.sequencer import Appended, Log
 
@@ -70,3 +70,39 @@ def read(session: Session, *, viewer: Viewer, dispute: Dispute, steps: list[Step
             **dispute.body, "next_actions": next_actions(session, viewer=viewer, dispute=dispute),
             "steps": [{"seq": s.seq, "party": s.party, "action": s.action, "state_after": s.state_after,
                        **s.body} for s in steps]}
+
+
+def write_bundle(session: Session, *, log: Log, party: str, seq: int, out: BinaryIO) -> dict[str, Any]:
+    """The dispute, its steps and every entry they cite, with inclusion proofs, as `party` may see them."""
+    dispute = session.get(Dispute, seq)
+    if dispute is None or not access.may_see(party, dispute.audience):
+        raise NotFound(f"no dispute {seq} that {party} can see")
+    steps = list(session.execute(select(Step.seq).where(Step.dispute_seq == seq).order_by(Step.seq)).scalars())
+    subject = [seq, *steps]
+    cited = proofs.cited_seqs(session, subject)
+    return proofs.write_proof_bundle(session, tree=log.tree(session), party=party, out=out,
+                                     subject={"kind": "dispute", "seq": seq, "seqs": subject},
+                                     seqs=[*subject, *cited])
+
+
+def verified_state(report: proofs.ProofReport) -> machine.Dispute:
+    """Replay a verified dispute bundle's steps through the state machine: the state they prove."""
+    seq = report.subject["seq"]
+    raised = report.entries[seq]
+    if raised.submission is None or raised.submission["kind"] != "dispute.raised" or raised.body is None:
+        raise VerificationFailed(f"entry {seq} is not a dispute", seq=seq, reason="not_a_dispute")
+    steps = []
+    for step_seq in sorted(report.subject["seqs"][1:]):  # the log's order, whatever the header says
+        entry = report.entries[step_seq]
+        sub, body = entry.submission or {}, entry.body or {}
+        if sub.get("kind") != "dispute.step" or body.get("dispute") != seq:
+            raise VerificationFailed(f"entry {step_seq} is not a step of dispute {seq}", seq=step_seq,
+                                     reason="not_a_step")
+        steps.append((sub["party"], body["action"]))
+    assert report.registry is not None
+    try:
+        return machine.replay(steps, raiser=raised.submission["party"], respondent=raised.body["respondent"],
+                              supervisors=set(report.registry.supervisors))
+    except machine.StepRefused as exc:
+        raise VerificationFailed(f"the steps do not follow the dispute rules: {exc}", seq=seq,
+                                 reason=exc.code) from exc
