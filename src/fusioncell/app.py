@@ -196,13 +196,16 @@ def create_app(cell: CellHandle, *, settings: Settings | None = None) -> FastAPI
     from fusioncell.disputes.routes import router as disputes_router
 
     app.include_router(disputes_router)
-    import fusioncell.web.disputes  # noqa: F401  registers open disputes on the home page
     import fusioncell.web.geo  # noqa: F401  registers the map layers
+    from fusioncell.web.disputes import router as dispute_pages
     from fusioncell.web.hotline import router as hotline_pages
+    from fusioncell.web.incidents import router as incident_pages
     from fusioncell.web.notices import router as notice_pages
 
     app.include_router(hotline_pages)
     app.include_router(notice_pages)
+    app.include_router(incident_pages)
+    app.include_router(dispute_pages)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=web_routes.STATIC_DIR), name="static")
 

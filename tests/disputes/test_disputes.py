@@ -109,4 +109,4 @@ def test_home_shows_the_open_dispute_and_the_members_next_step(api):
     web_login(page, "il/liaison-1")
     page.cookies.set("fc_lang", "en")
     html = page.get("/").text
-    assert f"Dispute {seq} between SY and IL is raised" in html and "Your next step: answer, settle" in html
+    assert f"Dispute {seq} between SY and IL is raised" in html and "Your next step: Answer, Agree to settle" in html

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from fusioncell.clock import format_time
+from fusioncell.clock import format_time, parse_time
 from tests.factories.identity import token_for
 
 
@@ -47,6 +47,7 @@ def test_incident_is_linked_to_zones_and_nearby_notices_and_answered(api):
         from fusioncell.notices.models import Notice
 
         patrol = session.execute(select(Notice).where(Notice.party == "IL")).scalars().first()
+    api.cell.log.clock.advance(seconds=(parse_time(patrol.start_at) - api.cell.log.clock.now()).total_seconds() + 600)
     body = report(api, start=patrol.start_at, geometry={"type": "Point", "coordinates": [35.861, 33.171]})
     response = sy.post("/api/v1/incidents", json={"report": body})
     assert response.status_code == 201, response.text

@@ -141,6 +141,7 @@ def play_incidents_and_disputes(cell: CellHandle) -> None:
     graded, one shared with the supervisor only, and disputes: one in mediation, one just raised."""
     from fusioncell.disputes import service as dispute_service
     from fusioncell.incidents import service as incident_service
+    from fusioncell.notices import service as notice_service
     from fusioncell.notices.models import Notice
 
     log, kek = cell.log, cell.kek
@@ -170,9 +171,14 @@ def play_incidents_and_disputes(cell: CellHandle) -> None:
             incident_service.link_incident(session, log=log, incident_seq=filed.seq)
     with log.transaction(cell.db) as session:
         sy, il, us = (_viewer(session, m) for m in ("sy/liaison-1", "il/liaison-1", "us/supervisor-1"))
-        patrol = session.query(Notice).filter(Notice.party == "IL").order_by(Notice.seq).first()
+        # Notified late (the cell finds the notice period too short), but notified: the incident below links to it.
+        patrol = notice_service.file_notice(session, log=log, kek=kek, viewer=il, body={
+            "activity": "patrol", "contact": "IL liaison desk, channel 3", "start": at(3), "end": at(-1),
+            "geometry": {"type": "Point", "coordinates": [35.858, 33.168], "radius_m": 800},
+            "composition": {"troops": 8}})
+        notice_service.check_notice(session, log=log, notice_seq=patrol.seq)
         fire = incident_service.report_incident(session, log=log, kek=kek, viewer=sy, body={
-            "category": "fire_across_line", "start": patrol.start_at if patrol else at(2),
+            "category": "fire_across_line", "start": at(1),
             "description": text("ar", "إطلاق نار من دورية إسرائيلية قرب خان أرنبة، إصابة مدنيَّين."),
             "casualties": {"killed": 0, "injured": 2}, "damage": "Two houses hit", "responsible": "IL",
             "geometry": {"type": "Point", "coordinates": [35.861, 33.171]}})

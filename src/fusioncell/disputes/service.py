@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -106,3 +107,40 @@ def verified_state(report: proofs.ProofReport) -> machine.Dispute:
     except machine.StepRefused as exc:
         raise VerificationFailed(f"the steps do not follow the dispute rules: {exc}", seq=seq,
                                  reason=exc.code) from exc
+
+
+def disputes_about(session: Session, *, viewer: Viewer, seq: int) -> list[Dispute]:
+    """The disputes the member may see that cite entry seq."""
+    entry = session.get(Entry, seq)
+    if entry is None:
+        return []
+    cited = entry.leaf_hash.hex()
+    found = []
+    for dispute in disputes(session, viewer=viewer):
+        raised = session.get(Entry, dispute.seq)
+        if cited in json.loads(raised.leaf)["submission"]["refs"]:
+            found.append(dispute)
+    return sorted(found, key=lambda d: d.seq)
+
+
+def dispute_view(session: Session, *, viewer: Viewer, seq: int) -> dict[str, Any]:
+    """What the dispute page shows: the dispute, its steps, the entries it is about, the step owed now and by
+    whom with its deadline, and what this member may do next."""
+    from fusioncell.deadlines.models import Deadline
+
+    dispute, steps = access_dispute(session, viewer=viewer, seq=seq)
+    refs = json.loads(session.get(Entry, seq).leaf)["submission"]["refs"]
+    about = []
+    for ref in refs:
+        cited = session.execute(select(Entry).where(Entry.leaf_hash == bytes.fromhex(ref))).scalar_one_or_none()
+        if cited is not None:
+            about.append({"seq": cited.seq, "kind": cited.kind if access.may_see(viewer.party, cited.audience)
+                          else None, "leaf_hash": ref})
+    owed = list(session.execute(select(Deadline).where(
+        Deadline.rule == "dispute.step", Deadline.id.startswith(f"dispute:{seq}:"), Deadline.met_seq.is_(None))
+        .order_by(Deadline.due_at)).scalars())
+    times = dict(session.execute(select(Entry.seq, Entry.sequenced_at)
+                                 .where(Entry.seq.in_([seq, *(s.seq for s in steps)]))).all())
+    return {"dispute": dispute, "steps": steps, "about": about, "owed": owed, "times": times,
+            "next_actions": next_actions(session, viewer=viewer, dispute=dispute),
+            "closed": dispute.state in machine.CLOSED}

@@ -92,6 +92,8 @@ def _check_report(session: Session, submission: dict[str, Any], body: ReportBody
         checked(dict(body.geometry), repair=False)
     except FusioncellError as exc:
         raise _refuse(exc.message, exc.code) from exc
+    if parse_time(body.start) > parse_time(submission["created"]) + timedelta(minutes=5):
+        raise _refuse("the incident starts in the future: give the time it happened (UTC)", "in_future")
     if body.responsible is not None and session.get(Party, body.responsible) is None:
         raise _refuse(f"no party {body.responsible!r} in this cell", "unknown_party")
     area = cell_setting(session, "area", None)

@@ -3,14 +3,14 @@ rules it would breach and the notices active nearby at the time ("was this notif
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import shape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fusioncell.clock import parse_time
+from fusioncell.clock import format_time, parse_time
 from fusioncell.errors import NotFound
 from fusioncell.geo.models import Zone
 from fusioncell.identity import service as identity_service
@@ -101,15 +101,70 @@ def access_incident(session: Session, *, viewer: Viewer, seq: int) -> tuple[Inci
 
 
 def incidents(session: Session, *, viewer: Viewer, category: str | None = None, party: str | None = None,
-              since: str | None = None) -> list[Incident]:
-    query = select(Incident).order_by(Incident.start_at.desc())
+              since: str | None = None, until: str | None = None, zone: str | None = None) -> list[Incident]:
+    """The incidents the member may see, newest first; filters: category, party held responsible, a time range
+    (ISO 8601 dates or times, UTC), a zone the cell found the incident in."""
+    query = select(Incident).order_by(Incident.start_at.desc(), Incident.seq.desc())
     if category:
         query = query.where(Incident.category == category)
     if party:
         query = query.where(Incident.responsible == party)
     if since:
-        query = query.where(Incident.start_at >= since)
-    return [i for i in session.execute(query).scalars() if access.may_see(viewer.party, i.audience)]
+        query = query.where(Incident.end_at >= format_time(parse_time(since)))
+    if until:
+        query = query.where(Incident.start_at < format_time(parse_time(until)))
+    rows = [i for i in session.execute(query).scalars() if access.may_see(viewer.party, i.audience)]
+    if zone:
+        rows = [i for i in rows if zone in zones_of(i)]
+    return rows
+
+
+def zones_of(incident: Incident) -> list[str]:
+    return [z["zone"] for z in (incident.links or {}).get("zones", [])]
+
+
+def week_of(when: str) -> str:
+    """The Monday (UTC) of the week an ISO time falls in, as YYYY-MM-DD."""
+    day = parse_time(when)
+    return (day - timedelta(days=day.weekday())).strftime("%Y-%m-%d")
+
+
+def statistics(session: Session, *, viewer: Viewer, now: datetime, weeks: int = 12) -> dict[str, list[tuple[str, int]]]:
+    """Counts of the incidents the member may see: by week (the last `weeks`, empty weeks included), category,
+    zone (an incident may fall in several) and party held responsible."""
+    from collections import Counter
+
+    rows = incidents(session, viewer=viewer)
+    by_week = Counter(week_of(i.start_at) for i in rows)
+    monday = now - timedelta(days=now.weekday())
+    week_keys = [(monday - timedelta(weeks=n)).strftime("%Y-%m-%d") for n in range(weeks - 1, -1, -1)]
+    by_zone = Counter(z for i in rows for z in zones_of(i))
+    by_party = Counter(i.responsible or "unknown" for i in rows)
+    by_category = Counter(i.category for i in rows)
+    return {"week": [(w, by_week.get(w, 0)) for w in week_keys],
+            "category": by_category.most_common(), "zone": by_zone.most_common(), "party": by_party.most_common()}
+
+
+def timeline(session: Session, *, viewer: Viewer, seq: int) -> tuple[Incident, list[dict[str, Any]]]:
+    """The incident and what followed it, in the order of the record: the report, the cell's linking, the
+    responses and assessments, and the disputes about it with their steps."""
+    from fusioncell.disputes import service as dispute_service
+
+    incident, answers = access_incident(session, viewer=viewer, seq=seq)
+    events: list[dict[str, Any]] = [{"seq": seq, "kind": "incident.reported", "party": incident.party,
+                                     "body": incident.body}]
+    if incident.linked_seq is not None:
+        events.append({"seq": incident.linked_seq, "kind": "incident.linked", "party": "CELL",
+                       "body": incident.links})
+    events += [{"seq": a.seq, "kind": f"incident.{a.kind}", "party": a.party, "body": a.body} for a in answers]
+    for dispute in dispute_service.disputes_about(session, viewer=viewer, seq=seq):
+        events.append({"seq": dispute.seq, "kind": "dispute.raised", "party": dispute.raiser,
+                       "body": dispute.body, "dispute": dispute})
+    times = dict(session.execute(select(Entry.seq, Entry.sequenced_at)
+                                 .where(Entry.seq.in_([e["seq"] for e in events]))).all())
+    for event in events:
+        event["time"] = times.get(event["seq"], "")
+    return incident, sorted(events, key=lambda e: e["seq"])
 
 
 def answer(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Viewer, seq: int, kind: str,

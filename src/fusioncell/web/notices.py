@@ -113,5 +113,5 @@ def _answers_owed(session: Session, viewer: Viewer, now: datetime) -> list[atten
                                                seq=subject), "", "/notices", parse_time(row.due_at), 2))
         else:
             items.append(attention.Attention(_("Incident %(seq)s names your party: respond", seq=subject), "",
-                                             f"/records/{subject}", parse_time(row.due_at), 2))
+                                             f"/incidents/{subject}", parse_time(row.due_at), 2))
     return items

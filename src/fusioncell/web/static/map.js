@@ -59,6 +59,9 @@ document.addEventListener("DOMContentLoaded", function () {
           const found = feature.properties && feature.properties.findings && feature.properties.findings.length
             ? " — " + feature.properties.findings.join("; ") : "";
           if (name || tag || found) shape.bindTooltip(name + tag + found, { permanent: !!tag });
+          if (feature.properties && feature.properties.href) {
+            shape.on("click", function () { window.location.assign(feature.properties.href); });
+          }
         },
       }).addTo(map);
       shown.addData(layer.data);
@@ -67,7 +70,8 @@ document.addEventListener("DOMContentLoaded", function () {
       }
       addLegend(layer.color, layer.title + (layer.illustrative ? " (" + el.dataset.tIllustrative + ")" : ""));
     });
-    document.getElementById("illustrative-note").hidden = !illustrative;
+    const note = document.getElementById("illustrative-note");
+    if (note) note.hidden = !illustrative;
     const slider = document.getElementById("when");
     const out = document.getElementById("when-out");
     if (slider) {
