@@ -176,7 +176,7 @@ def test_phone_screen_has_no_horizontal_scroll(browser, server):
     page = context.new_page()
     watch = Watch(page)
     login(page, server, "sy/liaison-1")
-    for path in ("/", "/records", "/map"):
+    for path in ("/", "/records", "/map", "/notices"):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")

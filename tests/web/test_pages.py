@@ -143,7 +143,7 @@ def test_unknown_record_and_page_get_a_page_not_json(api):
 def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(api):
     client = fresh(api)
     web_login(client, "il/admin")
-    for path in ("/login", "/", "/records", "/records/0", "/map"):
+    for path in ("/login", "/", "/records", "/records/0", "/map", "/notices"):
         response = client.get(path)
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
@@ -268,6 +268,24 @@ def test_notice_form_keeps_input_and_explains_a_bad_position(api):
                                          "contact": "desk 3", "count_troops": "6"}, follow_redirects=False)
     assert good.status_code == 303
     assert "patrol" in client.get("/notices").text
+
+
+def test_notice_form_takes_a_pasted_feature_and_its_drawing_map_waits_for_javascript(api):
+    client = fresh(api)
+    web_login(client, "il/liaison-1")
+    html = client.get("/notices").text
+    # The drawing map is hidden until draw.js shows it: without JavaScript the text fields are the form.
+    assert re.search(r'<div class="draw" id="notice-draw" data-draw hidden', html)
+    assert 'data-geojson="geojson" data-position="mgrs" data-radius="radius_m"' in html
+    route = {"type": "LineString", "coordinates": [[35.824, 33.126], [35.879, 33.18]]}
+    pasted = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": route}]}
+    response = client.post("/notices", data={"csrf_token": csrf_of(html), "activity": "humanitarian_convoy",
+                                             "geojson": json.dumps(pasted), "start": "2026-11-28T06:00Z",
+                                             "end": "2026-11-28T08:00Z", "contact": "desk 7"}, follow_redirects=False)
+    assert response.status_code == 303
+    layers = client.get("/map/layers.json").json()["layers"]
+    [notices] = [layer for layer in layers if layer["id"] == "notices"]
+    assert [f["geometry"] for f in notices["data"]["features"]] == [route]
 
 
 def test_home_shows_the_answers_a_party_owes_on_notices(api):

@@ -39,7 +39,20 @@ def _page(request: Request, viewer: Any, form: dict[str, Any], errors: dict[str,
     rows = state(request).read(lambda s: notice_service.notices_with_findings(s, viewer=viewer))
     i18n.activate(language_for(request, viewer))
     return render(request, "notices.html", viewer, status=status, rows=rows, form=form, errors=errors,
-                  activities=ACTIVITIES, categories=CATEGORIES, labels=labels())
+                  activities=ACTIVITIES, categories=CATEGORIES, labels=labels(),
+                  tiles=bool(state(request).settings.mbtiles))
+
+
+def geometry_of(pasted: Any) -> Any:
+    """The geometry in pasted GeoJSON. GIS tools export a Feature or a FeatureCollection of one feature; the
+    notice takes the geometry inside (the drawing map shows the same)."""
+    if isinstance(pasted, dict) and pasted.get("type") == "FeatureCollection":
+        features = pasted.get("features")
+        if isinstance(features, list) and len(features) == 1:
+            pasted = features[0]
+    if isinstance(pasted, dict) and pasted.get("type") == "Feature" and isinstance(pasted.get("geometry"), dict):
+        return pasted["geometry"]
+    return pasted
 
 
 @router.get("/notices")
@@ -66,7 +79,7 @@ async def file_notice(request: Request) -> Response:
             errors["radius_m"] = _("A radius is a number of metres.")
     if data.get("geojson", "").strip():
         try:
-            form["geometry"] = json.loads(data["geojson"])
+            form["geometry"] = geometry_of(json.loads(data["geojson"]))
         except ValueError:
             errors["geojson"] = _("This is not valid GeoJSON.")
     for category in CATEGORIES:
