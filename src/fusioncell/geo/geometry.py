@@ -49,3 +49,15 @@ def representative_point(geometry: dict[str, Any]) -> tuple[float, float]:
     positions = geometry["coordinates"] if kind == "LineString" else geometry["coordinates"][0][:-1]
     lons, lats = zip(*(_position(p) for p in positions), strict=True)
     return sum(lats) / len(lats), sum(lons) / len(lons)
+
+
+def geometry_of(pasted: Any) -> Any:
+    """The geometry in pasted GeoJSON. GIS tools export a Feature or a FeatureCollection of one feature; the
+    forms take the geometry inside (the drawing map shows the same)."""
+    if isinstance(pasted, dict) and pasted.get("type") == "FeatureCollection":
+        features = pasted.get("features")
+        if isinstance(features, list) and len(features) == 1:
+            pasted = features[0]
+    if isinstance(pasted, dict) and pasted.get("type") == "Feature" and isinstance(pasted.get("geometry"), dict):
+        return pasted["geometry"]
+    return pasted

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fusioncell.clock import parse_time
 from fusioncell.deps import state
 from fusioncell.errors import FusioncellError
+from fusioncell.geo import geometry as geo_geometry
 from fusioncell.identity import service as identity_service
 from fusioncell.incidents import service as incident_service
 from fusioncell.incidents.kinds import CATEGORIES
@@ -79,7 +80,8 @@ def _list_page(request: Request, viewer: Any, form: dict[str, Any], errors: dict
     layer_query = urlencode({k: v for k, v in filters.items() if v and k not in filter_errors})
     return render(request, "incidents.html", viewer, status=status, **data, filters=filters,
                   filter_errors=filter_errors, categories=CATEGORIES, labels=labels(), form=form, errors=errors,
-                  layers_url="/incidents/layers.json" + (f"?{layer_query}" if layer_query else ""))
+                  layers_url="/incidents/layers.json" + (f"?{layer_query}" if layer_query else ""),
+                  tiles=bool(fc.settings.mbtiles))
 
 
 @router.get("/incidents")
@@ -146,7 +148,7 @@ async def report_incident(request: Request) -> Response:
     body["casualties"] = casualties
     if form["geojson"]:
         try:
-            body["geometry"] = json.loads(form["geojson"])
+            body["geometry"] = geo_geometry.geometry_of(json.loads(form["geojson"]))
         except ValueError:
             errors["geojson"] = _("This is not valid GeoJSON.")
     elif form["position"]:

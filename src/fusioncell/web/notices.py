@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from fusioncell.clock import parse_time
 from fusioncell.deps import state
 from fusioncell.errors import FusioncellError
+from fusioncell.geo import geometry as geo_geometry
 from fusioncell.geo.rules import ACTIVITIES, CATEGORIES
 from fusioncell.identity.service import Viewer
 from fusioncell.notices import service as notice_service
@@ -43,18 +44,6 @@ def _page(request: Request, viewer: Any, form: dict[str, Any], errors: dict[str,
                   tiles=bool(state(request).settings.mbtiles))
 
 
-def geometry_of(pasted: Any) -> Any:
-    """The geometry in pasted GeoJSON. GIS tools export a Feature or a FeatureCollection of one feature; the
-    notice takes the geometry inside (the drawing map shows the same)."""
-    if isinstance(pasted, dict) and pasted.get("type") == "FeatureCollection":
-        features = pasted.get("features")
-        if isinstance(features, list) and len(features) == 1:
-            pasted = features[0]
-    if isinstance(pasted, dict) and pasted.get("type") == "Feature" and isinstance(pasted.get("geometry"), dict):
-        return pasted["geometry"]
-    return pasted
-
-
 @router.get("/notices")
 def notices(request: Request) -> HTMLResponse:
     viewer = page_viewer(request)
@@ -79,7 +68,7 @@ async def file_notice(request: Request) -> Response:
             errors["radius_m"] = _("A radius is a number of metres.")
     if data.get("geojson", "").strip():
         try:
-            form["geometry"] = geometry_of(json.loads(data["geojson"]))
+            form["geometry"] = geo_geometry.geometry_of(json.loads(data["geojson"]))
         except ValueError:
             errors["geojson"] = _("This is not valid GeoJSON.")
     for category in CATEGORIES:
