@@ -32,7 +32,7 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-UPLOAD_PATHS = {"/api/v1/attachments", "/hotline/attachments"}
+UPLOAD_PATHS = {"/api/v1/attachments", "/hotline/attachments", "/incidents"}  # /incidents: with evidence
 
 
 class SizeLimit:

@@ -227,3 +227,51 @@ def test_a_dispute_is_raised_from_the_incident_page(demo):
     page = il.get(f"/disputes/{seq}").text
     assert "raised" in page and "לא הייתה טיסה" in page and f'href="/incidents/{fire}"' in page
     assert f'href="/disputes/{seq}"' in il.get(f"/incidents/{fire}").text  # and the incident lists it
+
+
+def test_evidence_is_uploaded_with_the_report_and_reaches_the_named_party(demo):
+    from fusioncell.hotline.models import StoredFile
+
+    sy = login(demo, "sy/liaison-1")
+    now = demo[1].log.clock.now().strftime("%Y-%m-%dT%H:%MZ")
+    form = {"csrf_token": sy.csrf, "category": "air_strike", "start": now, "position": "33.10, 35.95",
+            "description": "غارة جوية", "responsible": "IL"}
+    photo = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
+    before = size(demo)
+    with demo[1].db.read() as session:
+        files = session.execute(select(func.count()).select_from(StoredFile)).scalar_one()
+    refused = sy.post("/incidents", data={**form, "description": ""},
+                      files={"evidence": ("crater.png", photo, "image/png")})
+    assert refused.status_code == 400 and size(demo) == before
+    wrong = sy.post("/incidents", data=form, files={"evidence": ("run.sh", b"#!/bin/sh", "application/x-sh")})
+    assert wrong.status_code == 400 and "files of type application/x-sh are refused" in wrong.text
+    with demo[1].db.read() as session:  # nothing stored by the refused reports
+        assert session.execute(select(func.count()).select_from(StoredFile)).scalar_one() == files
+    done = sy.post("/incidents", data=form, files={"evidence": ("crater.png", photo, "image/png")},
+                   follow_redirects=False)
+    assert done.status_code == 303, done.text
+    seq = int(done.headers["location"].rsplit("/", 1)[1])
+    (evidence,) = incident_seqs(demo)[seq].body["evidence"]
+    assert evidence["name"] == "crater.png" and evidence["size"] == len(photo)
+    il = login(demo, "il/liaison-1")
+    assert f'/api/v1/attachments/{evidence["sha256"]}' in il.get(f"/incidents/{seq}").text
+    download = il.get(f'/api/v1/attachments/{evidence["sha256"]}')
+    assert download.status_code == 200 and download.content == photo  # the named party gets the evidence
+
+
+def test_evidence_over_the_size_limit_is_refused_and_nothing_is_recorded(cell):
+    from fusioncell.app import create_app
+    from fusioncell.demo import scenario
+    from fusioncell.deps import Settings
+
+    scenario.play(cell)
+    app = create_app(cell, settings=Settings(max_attachment_bytes=1000))
+    with TestClient(app):
+        sy = login((app, cell), "sy/liaison-1")
+        before = size((app, cell))
+        now = cell.log.clock.now().strftime("%Y-%m-%dT%H:%MZ")
+        page = sy.post("/incidents", data={"csrf_token": sy.csrf, "category": "air_strike", "start": now,
+                                           "position": "33.10, 35.95", "description": "x"},
+                       files={"evidence": ("big.png", b"\x89PNG" + b"\x00" * 1500, "image/png")})
+        assert page.status_code in (400, 413) and "limited to" in page.text
+        assert size((app, cell)) == before

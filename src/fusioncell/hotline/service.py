@@ -29,7 +29,7 @@ from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.identity.service import Viewer
 from fusioncell.record import access
-from fusioncell.record.models import EntryAudience
+from fusioncell.record.models import Entry, EntryAudience
 from fusioncell.record.sequencer import Appended, Log
 
 MAX_ATTACHMENT = 10 << 20
@@ -145,14 +145,15 @@ def store_file(session: Session, *, viewer: Viewer, data: bytes, media_type: str
 
 
 def access_file(session: Session, *, viewer: Viewer, sha256: str) -> StoredFile:
-    """A file the viewer's party uploaded, or that a message released to it carries."""
+    """A file the viewer's party uploaded, or that an entry released to it carries (a message's attachment, an
+    incident's evidence)."""
     stored = session.get(StoredFile, sha256)
     if stored is None:
         raise NotFound("no such attachment")
     if stored.party == viewer.party:
         return stored
     carried = session.execute(
-        select(Message.audience).join(AttachmentRef, AttachmentRef.message_seq == Message.seq)
+        select(Entry.audience).join(AttachmentRef, AttachmentRef.message_seq == Entry.seq)
         .where(AttachmentRef.sha256 == sha256)).scalars()
     if not any(access.may_see(viewer.party, audience) for audience in carried):
         raise NotFound("no such attachment")

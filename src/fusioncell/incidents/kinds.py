@@ -108,7 +108,16 @@ def _check_report(session: Session, submission: dict[str, Any], body: ReportBody
         hotline_service.check_attachment(session, item)
 
 
+def _carry(session: Session, entry: Appended, evidence: list[Attachment]) -> None:
+    """The entry's audience may download its evidence (the access rule of hotline attachments)."""
+    from fusioncell.hotline.models import AttachmentRef
+
+    for sha256 in sorted({item.sha256 for item in evidence}):
+        session.add(AttachmentRef(message_seq=entry.seq, sha256=sha256))
+
+
 def _apply_report(session: Session, entry: Appended, body: ReportBody) -> None:
+    _carry(session, entry, body.evidence)
     session.add(Incident(seq=entry.seq, party=entry.party, author=entry.submission["author"],
                          audience=" ".join(entry.submission["audience"]), category=body.category,
                          start_at=body.start, end_at=body.end or body.start, responsible=body.responsible,
@@ -134,6 +143,7 @@ def _apply_response(session: Session, entry: Appended, body: ResponseBody) -> No
     if entry.party != incident.responsible:
         raise _refuse(f"only {incident.responsible or 'the party held responsible'} responds to incident "
                       f"{incident.seq}; others send an assessment", "not_responsible")
+    _carry(session, entry, body.evidence)
     session.add(Answer(seq=entry.seq, incident_seq=incident.seq, party=entry.party, kind="response",
                        body=body.model_dump(mode="json")))
     deadlines.meet(session, id=f"incident:{incident.seq}:{entry.party}", seq=entry.seq)

@@ -9,11 +9,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from fusioncell.clock import parse_time
 from fusioncell.deps import state
 from fusioncell.errors import FusioncellError
 from fusioncell.geo import geometry as geo_geometry
+from fusioncell.hotline import service as hotline_service
 from fusioncell.identity import service as identity_service
 from fusioncell.incidents import service as incident_service
 from fusioncell.incidents.kinds import CATEGORIES
@@ -81,7 +83,7 @@ def _list_page(request: Request, viewer: Any, form: dict[str, Any], errors: dict
     return render(request, "incidents.html", viewer, status=status, **data, filters=filters,
                   filter_errors=filter_errors, categories=CATEGORIES, labels=labels(), form=form, errors=errors,
                   layers_url="/incidents/layers.json" + (f"?{layer_query}" if layer_query else ""),
-                  tiles=bool(fc.settings.mbtiles))
+                  tiles=bool(fc.settings.mbtiles), max_mib=fc.settings.max_attachment_bytes >> 20)
 
 
 @router.get("/incidents")
@@ -166,15 +168,31 @@ async def report_incident(request: Request) -> Response:
     for key in ("start", "description"):
         if not form[key]:
             errors[key] = _("This field is required.")
+    fc = state(request)
+    uploads = []
+    for item in form_data.getlist("evidence"):
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(fc.settings.max_attachment_bytes + 1)
+            uploads.append((item.filename, item.content_type or "application/octet-stream", data))
     if not errors:
-        fc = state(request)
+        def report(session: Any) -> Any:
+            # Evidence is stored in the same transaction as the report: a refused report leaves no file behind.
+            body["evidence"] = [{"sha256": f.sha256, "name": name[:200], "media_type": f.media_type, "size": f.size}
+                                for name, media_type, data in uploads
+                                for f in [hotline_service.store_file(
+                                    session, viewer=viewer, data=data, media_type=media_type,
+                                    clock_now=hotline_service.now_text(fc.cell.log),
+                                    limit=fc.settings.max_attachment_bytes, allowed=fc.settings.attachment_types)]]
+            return incident_service.report_incident(session, log=fc.cell.log, kek=fc.cell.kek, viewer=viewer,
+                                                    body=body, audience=audience or None)
+
         try:
-            filed = await fc.awrite(lambda s: incident_service.report_incident(
-                s, log=fc.cell.log, kek=fc.cell.kek, viewer=viewer, body=body, audience=audience or None))
+            filed = await fc.awrite(report)
             return RedirectResponse(f"/incidents/{filed.seq}", status_code=303)
         except FusioncellError as exc:
-            where = {"invalid_geometry": "geojson", "too_large": "geojson", "outside_area": "position",
-                     "unknown_party": "responsible"}.get(exc.code, "form")
+            where = {"invalid_geometry": "geojson", "outside_area": "position", "unknown_party": "responsible",
+                     "too_large": "evidence" if uploads else "geojson", "refused_type": "evidence",
+                     "in_future": "start"}.get(exc.code, "form")
             errors[where] = exc.message
     return _list_page(request, viewer, form, errors, status=400)
 
