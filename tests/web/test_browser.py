@@ -111,7 +111,8 @@ def test_each_party_walks_the_pages_in_its_language(browser, server, member, lan
     watch = Watch(page)
     login(page, server, member)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for path in ("/", "/hotline", "/notices", "/records", "/records/0", "/map"):
+    for path in ("/", "/hotline", "/notices", "/incidents", "/incidents/stats", "/disputes", "/records",
+                 "/records/0", "/map"):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
         assert page.get_attribute("html", "dir") == direction and page.get_attribute("html", "lang") == lang
@@ -276,3 +277,33 @@ def test_the_time_slider_shows_only_the_notices_active_then(browser, server):
     expect(circles).to_have_count(2)
     assert watch.errors == [] and watch.outside == []
     page.close()
+
+
+def test_an_incident_reported_in_the_browser_is_on_the_map_and_its_page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = Watch(page)
+    login(page, server, "sy/liaison-1")
+    page.goto(server.url + "/incidents")
+    page.select_option("#category", "fire_across_line")
+    page.fill("#start", time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() - 3600)))
+    page.fill("#position", "33.17, 35.86")
+    page.fill("#description", "إطلاق نار قرب خان أرنبة")
+    page.select_option("#responsible", "IL")
+    page.click("#report button.primary[type=submit]")
+    expect(page.locator("h1")).to_contain_text("2")  # the incident's page: "الحادث N: ..."
+    assert "/incidents/" in page.url
+    expect(page.locator(".timeline li")).not_to_have_count(0)
+    seq = page.url.rsplit("/", 1)[1]
+    page.goto(server.url + "/incidents")
+    marker = page.locator(".leaflet-overlay-pane path.fc-link")  # the incident, a link to its page
+    expect(marker).to_be_attached()
+    expect(page.locator("#incident-list tbody tr")).to_have_count(1)
+    marker.click()
+    page.wait_for_url(server.url + f"/incidents/{seq}")
+    page.goto(server.url + "/incidents/stats")
+    expect(page.locator("svg.chart rect.chart-bar")).not_to_have_count(0)
+    page.screenshot(path=str(SHOTS / "incident-stats-ar.png"), full_page=True)
+    assert watch.outside == [], f"requests left the machine: {watch.outside}"
+    assert watch.errors == [], f"console errors: {watch.errors}"
+    context.close()

@@ -49,9 +49,11 @@ document.addEventListener("DOMContentLoaded", function () {
         },
         pointToLayer: function (f, latlng) {
           if (f.properties && f.properties.radius_m) {
-            return L.circle(latlng, { radius: f.properties.radius_m, color: layer.color });
+            return L.circle(latlng, { radius: f.properties.radius_m, color: layer.color,
+              className: f.properties.href ? "fc-link" : "" });
           }
-          return L.circleMarker(latlng, { radius: 6, color: layer.color });
+          const linked = f.properties && f.properties.href ? "fc-link" : "";
+          return L.circleMarker(latlng, { radius: 7, color: layer.color, className: linked });
         },
         onEachFeature: function (feature, shape) {
           const name = (feature.properties && feature.properties.name) || "";
