@@ -275,3 +275,19 @@ def test_evidence_over_the_size_limit_is_refused_and_nothing_is_recorded(cell):
                        files={"evidence": ("big.png", b"\x89PNG" + b"\x00" * 1500, "image/png")})
         assert page.status_code in (400, 413) and "limited to" in page.text
         assert size((app, cell)) == before
+
+
+def test_any_entry_can_be_disputed_from_its_record_page(demo):
+    from fusioncell.hotline.models import Message
+
+    with demo[1].db.read() as session:
+        flash = session.execute(select(Message).where(Message.precedence == "FLASH")).scalars().first()
+    il = login(demo, "il/liaison-1")
+    page = il.get(f"/records/{flash.seq}").text
+    assert "Raise a dispute about this entry" in page
+    assert "Raise a dispute" not in login(demo, "us/observer-1").get(f"/records/{flash.seq}").text
+    raised = il.post("/disputes", data={"csrf_token": il.csrf, "about": str(flash.seq), "respondent": "SY",
+                                        "claim": "אין ירי באזור", "remedy": "תיקון ההודעה"}, follow_redirects=False)
+    assert raised.status_code == 303
+    page = il.get(raised.headers["location"]).text
+    assert f'href="/records/{flash.seq}"' in page and "hotline.message" in page

@@ -234,8 +234,10 @@ def _incident_page(request: Request, viewer: Any, seq: int, form: dict[str, Any]
     incident = data["incident"]
     answered = any(e["kind"] == "incident.response" for e in data["events"])
     return render(request, "incident.html", viewer, status=status, **data, labels=labels(), form=form,
-                  errors=errors, seq=seq, may_respond=viewer.party == incident.responsible and not answered,
-                  may_assess=viewer.party != incident.responsible and viewer.party != incident.party)
+                  errors=errors, seq=seq,
+                  may_respond="liaison" in viewer.roles and viewer.party == incident.responsible and not answered,
+                  may_assess=bool({"liaison", "supervisor"} & set(viewer.roles))
+                  and viewer.party not in (incident.responsible, incident.party))
 
 
 @router.post("/incidents/{seq}/answers")

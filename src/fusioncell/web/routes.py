@@ -203,7 +203,9 @@ def record_page(request: Request, seq: int) -> HTMLResponse:
     viewer = page_viewer(request)
     fc = state(request)
     detail = fc.read(lambda s: record_service.entry_detail(s, log=fc.cell.log, viewer=viewer, seq=seq))
-    return render(request, "record.html", viewer, d=detail, seq=seq)
+    parties = fc.read(lambda s: [p.id for p in identity_service.list_parties(s) if p.role == "party"])
+    return render(request, "record.html", viewer, d=detail, seq=seq,
+                  others=[p for p in parties if p != viewer.party])
 
 
 @router.get("/map")
