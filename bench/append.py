@@ -8,7 +8,10 @@ the same run.
      thread and on two (PyNaCl releases the GIL);
   c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
      and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key,
-     `log.prepare(...)` on the writer's thread, then `committer.run(lambda s: log.append_prepared(s, p))`.
+     `log.prepare(...)` on the writer's thread, then `committer.submit(lambda s: log.append_prepared(s, p))`,
+     keeping up to --in-flight appends (default 64) submitted and not yet acknowledged, as an HTTP client with
+     several requests open or the API's awaiting handlers do; --in-flight 1 waits for each append before the
+     next. An append counts when its future resolves, which is after the fsync of the batch holding it.
      Submissions are signed before the clock starts (signing is the authors' work, on their devices).
      After each timed run the log is verified (verify_source on a DatabaseSource) and its size checked.
 
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +64,7 @@ from fusioncell.clock import format_time
 from fusioncell.record import signing
 from fusioncell.record.canonical import canonical, hash_hex
 from fusioncell.record.commit import GroupCommitter
-from fusioncell.record.format import Signer, make_entry
+from fusioncell.record.format import Signer, entry_bytes
 from fusioncell.record.merkle import leaf_hash
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
@@ -133,7 +137,8 @@ def cpu_work(items: list[tuple[dict, str, dict]], public: dict[str, bytes], firs
         sub_bytes = canonical(sub)
         if not signing.verify(public[sub["key"]], sub_bytes, sig):
             raise AssertionError("signature")
-        leaf = canonical(make_entry(seq=first_seq + i, time=when, submission=sub, sig=sig))
+        # The entry's bytes as the sequencer makes them (spliced from the submission's): the same work.
+        leaf = entry_bytes(seq=first_seq + i, time=when, submission_bytes=sub_bytes, sig=sig)
         leaf_hash(leaf)
 
 
@@ -225,7 +230,7 @@ class Run:
 
 
 def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: int, writers: int, body_size: int,
-                  max_batch: int, profile: bool) -> Run:
+                  max_batch: int, profile: bool, in_flight: int) -> Run:
     root = Path(tempfile.mkdtemp(prefix="cell-", dir=scratch))
     cell = new_cell(root / "cell", db_url)
     try:
@@ -248,8 +253,21 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
 
         def writer(w: int) -> None:
             items, lat = work_lists[w], latencies[w]
+            window: deque[tuple[float, Any]] = deque()
+
+            def settle() -> None:
+                t0, future = window.popleft()
+                try:
+                    future.result()
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{exc.__class__.__name__}: {exc}")
+                # Measured when the writer sees the acknowledgement (up to a window's later than it came).
+                lat.append(time.perf_counter() - t0)
+
             barrier.wait()
             for sub, sig, body in items:
+                if len(window) >= in_flight:
+                    settle()
                 t0 = time.perf_counter()
                 try:
                     prepared = log.prepare(submission=sub, sig=sig, body=body)
@@ -262,10 +280,12 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
                         committer.work_time += time.perf_counter() - t  # only the committer thread runs work
                         return result
 
-                    committer.run(work)
+                    window.append((t0, committer.submit(work)))
                 except Exception as exc:  # noqa: BLE001
                     errors.append(f"{exc.__class__.__name__}: {exc}")
-                lat.append(time.perf_counter() - t0)
+                    lat.append(time.perf_counter() - t0)
+            while window:
+                settle()
 
         threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(writers)]
         for t in threads:
@@ -331,6 +351,9 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=8, help="concurrent writer threads (default 8)")
     parser.add_argument("--body", type=int, default=1024, help="canonical body size in bytes (default 1024)")
     parser.add_argument("--max-batch", type=int, default=512, help="GroupCommitter max_batch (default 512)")
+    parser.add_argument("--in-flight", type=int, default=64,
+                        help="appends each writer keeps submitted and not yet acknowledged (default 64; 1 = each "
+                        "writer waits for every append before the next)")
     parser.add_argument("--sample", type=int, help="entries in the CPU-only baseline sample (default 4,000)")
     parser.add_argument("--pg", metavar="URL", help="also run on PostgreSQL, in a scratch schema of this database")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run (with --pg)")
@@ -346,7 +369,7 @@ def main() -> int:
 
     console.print(f"[bold]bench/append.py[/] — {machine_line()}")
     console.print(f"{appends:,} appends x {reps} rep(s), {args.writers} writer threads, {args.body} B bodies, "
-                  f"max_batch {args.max_batch}; scratch {scratch}")
+                  f"max_batch {args.max_batch}, {args.in_flight} in flight per writer; scratch {scratch}")
 
     # A sample of signed submissions for the raw and CPU-only measurements (no database).
     keys = [signing.generate() for _ in range(2)]
@@ -382,10 +405,12 @@ def main() -> int:
                 if url:
                     with pg_schema(url) as schema_url:
                         run = sequencer_run(name, schema_url, scratch, appends=appends, writers=args.writers,
-                                            body_size=args.body, max_batch=args.max_batch, profile=profile)
+                                            body_size=args.body, max_batch=args.max_batch, profile=profile,
+                                            in_flight=args.in_flight)
                 else:
                     run = sequencer_run(name, None, scratch, appends=appends, writers=args.writers,
-                                        body_size=args.body, max_batch=args.max_batch, profile=profile)
+                                        body_size=args.body, max_batch=args.max_batch, profile=profile,
+                                            in_flight=args.in_flight)
                 runs[name].append(run)
                 console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s "
                               f"(load avg {os.getloadavg()[0]:.2f}), "

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from fusioncell.errors import InvalidSubmission
+from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.models import Entry, TreeHead
 from fusioncell.record.verify import DatabaseSource, verify_source
@@ -86,3 +86,59 @@ def test_a_unit_that_fails_after_appending_is_undone(cell, il_liaison):
     assert committer.run(lambda s: cell.log.append(s, submission=sub, sig=sig, body={"text": "will be undone"})).seq == 2
     committer.close()
     assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 3
+
+
+def _queued_together(committer, units):
+    """Submit units while the committer is held, so they share one batch; return their outcomes."""
+    hold = threading.Event()
+    blocker = committer.submit(lambda session: hold.wait(5))
+    futures = [committer.submit(unit) for unit in units]
+    hold.set()
+    blocker.result()
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.result().seq)
+        except (InvalidSubmission, Conflict) as exc:
+            outcomes.append(exc.code)
+    return outcomes
+
+
+def test_a_replayed_submission_in_a_batch_is_refused_alone(cell, il_liaison):
+    """The fast path leaves replays to the unique constraint; the batch is run again, each unit checked alone."""
+    committer = GroupCommitter(cell.db, cell.log)
+    old_body = {"text": "already in the log"}
+    old_sub, old_sig = il_liaison.sign(old_body)
+    assert committer.run(lambda s: cell.log.append(s, submission=old_sub, sig=old_sig, body=old_body)).seq == 2
+    signed = [(*il_liaison.sign({"text": f"new {i}"}), {"text": f"new {i}"}) for i in range(3)]
+    units = [lambda s, x=x: cell.log.append(s, submission=x[0], sig=x[1], body=x[2]) for x in signed]
+    units.insert(1, lambda s: cell.log.append(s, submission=old_sub, sig=old_sig, body=old_body))
+    # The same submission twice in one batch: the second is the duplicate.
+    units.append(units[-1])
+    outcomes = _queued_together(committer, units)
+    committer.close()
+    assert outcomes == [3, "duplicate_submission", 4, 5, "duplicate_submission"]
+    assert committer.replays >= 1
+    with cell.db.read() as session:
+        assert session.execute(select(func.count()).select_from(Entry)).scalar_one() == 6
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 6
+
+
+def test_refused_units_leave_no_trace_and_spare_their_neighbours(cell, il_liaison, sy_liaison):
+    committer = GroupCommitter(cell.db, cell.log)
+    signed = [(*p.sign({"text": f"m {i}"}), {"text": f"m {i}"}) for i, p in enumerate([il_liaison, sy_liaison] * 3)]
+
+    def append(x):
+        return lambda s: cell.log.append(s, submission=x[0], sig=x[1], body=x[2])
+
+    bad_sig = (signed[1][0], signed[0][1], signed[1][2])  # another submission's signature
+    bad_body = (signed[2][0], signed[2][1], {"text": "changed"})
+    units = [append(signed[0]), append(bad_sig), append(signed[3]), append(bad_body), append(signed[4]),
+             append(signed[5])]
+    outcomes = _queued_together(committer, units)
+    committer.close()
+    assert outcomes == [3, "bad_signature", 4, "body_hash_mismatch", 5, 6]
+    with cell.db.read() as session:
+        assert session.execute(select(func.max(Entry.seq))).scalar_one() == 6
+        assert session.execute(select(func.count()).select_from(Entry)).scalar_one() == 7
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 7

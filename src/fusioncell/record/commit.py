@@ -1,9 +1,14 @@
 """Group commit: units of work that arrive together run in one transaction and share one fsync.
 
-Each unit is a callable `work(session) -> result` (typically a service function that appends) run in its own
-savepoint, so a refused unit leaves no trace and does not abort its neighbours. After the last unit the log is
-sealed with one signed tree head and the transaction commits once; only then does each caller get its result
-(an acknowledged append is durable) and are listeners told.
+Each unit is a callable `work(session) -> result` (typically a service function that appends). A batch first
+runs optimistically, without a savepoint per unit. If a unit raises, the whole transaction is rolled back and
+the batch is run again: the refused unit is left out with its error, the units before it run as before, and
+the units after it each in their own savepoint, so a refused unit leaves no trace and does not abort its
+neighbours. After the last unit the log is sealed with one signed tree head and the transaction commits once;
+only then does each caller get its result (an acknowledged append is durable) and are listeners told.
+
+`submit` returns a future at once, so one producer (an HTTP handler awaiting it, a client with many requests
+in flight) may keep several units queued; batches grow with the load instead of with the number of threads.
 """
 
 from __future__ import annotations
@@ -16,13 +21,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from fusioncell.record.sequencer import Log
+from fusioncell.record.sequencer import DeferredDuplicate, Log
 
 if TYPE_CHECKING:
     from fusioncell.db import Database
 
 T = TypeVar("T")
 _STOP = object()
+Unit = tuple[Callable[[Session], Any], "Future[Any]"]
+
+
+class _Refused(Exception):
+    """A unit failed in a part of the batch run without savepoints: roll back and run the batch again."""
+
+
+def _deferred(exc: BaseException | None) -> bool:
+    """Whether exc is, or was raised while handling, a duplicate the unique constraint found."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, DeferredDuplicate):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class GroupCommitter:
@@ -34,9 +54,11 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="fusioncell-commit", daemon=True)
         self._closed = False
         self.batches = 0
+        self.replays = 0  # batches run a second time because a unit failed
         self._thread.start()
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        """Queue work for the next batch; the future resolves once the batch is durable (or the unit failed)."""
         if self._closed:
             raise RuntimeError("the committer is closed")
         future: Future[T] = Future()
@@ -53,7 +75,7 @@ class GroupCommitter:
             self._queue.put(_STOP)
             self._thread.join()
 
-    def _take(self) -> tuple[list[tuple[Callable[[Session], Any], Future[Any]]], bool]:
+    def _take(self) -> tuple[list[Unit], bool]:
         first = self._queue.get()
         if first is _STOP:
             return [], True
@@ -76,42 +98,85 @@ class GroupCommitter:
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[Unit]) -> None:
+        units = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
+        if not units:
+            return
         log = self.log
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
-        session = self.db.session()
         start = log.mark()
-        try:
-            with session.begin():
-                for work, future in batch:
-                    if not future.set_running_or_notify_cancel():
-                        continue
-                    mark, appended = log.mark(), len(session.info.get("appended", []))
-                    savepoint = session.begin_nested()
-                    try:
-                        result = work(session)
-                        savepoint.commit()
-                        outcomes.append((future, True, result))
-                    except Exception as exc:  # a refused unit: undo it alone, keep the batch
-                        savepoint.rollback()
-                        log.rewind(mark if mark is not None else start)
-                        del session.info.setdefault("appended", [])[appended:]
-                        # Rows the unit wrote went with its savepoint; rows it only buffered go here.
-                        session.info["flushed"] = min(session.info.get("flushed", 0), appended)
-                        outcomes.append((future, False, exc))
-                head = log.seal(session)
-        except Exception as exc:  # the commit itself failed: nothing in the batch is durable
-            log.rewind(start)
-            session.close()
-            for future, _ok, _value in outcomes:
-                future.set_exception(exc)
+        failed: dict[int, Exception] = {}  # units refused, left out of the next run
+        guarded_from = len(units)  # units from here on run in savepoints, each append checked on its own
+        while len(failed) < len(units):
+            session = self.db.session()
+            results: dict[int, Any] = {}
+            try:
+                with session.begin():
+                    # Replayed submissions are left to the unique constraint while no unit is guarded.
+                    session.info["defer_duplicates"] = guarded_from > 0
+                    for i, (work, _future) in enumerate(units):
+                        if i in failed:
+                            continue
+                        if i < guarded_from:
+                            try:
+                                results[i] = work(session)
+                            except Exception as exc:
+                                if _deferred(exc):  # not this unit's fault: check every unit alone
+                                    guarded_from = 0
+                                else:
+                                    failed[i] = exc
+                                    guarded_from = i + 1
+                                raise _Refused from exc
+                            continue
+                        if session.info["defer_duplicates"]:
+                            log.flush(session)  # the unguarded units' rows, checked by the constraint
+                            session.info["defer_duplicates"] = False
+                        ok, value = self._guarded(session, work, start)
+                        if ok:
+                            results[i] = value
+                        else:
+                            failed[i] = value
+                    head = log.seal(session)
+            except Exception as exc:
+                log.rewind(start)
+                session.close()
+                if isinstance(exc, _Refused) or _deferred(exc) and guarded_from > 0:
+                    if not isinstance(exc, _Refused):
+                        guarded_from = 0  # a duplicate found by the constraint: check every unit alone
+                    self.replays += 1
+                    continue
+                # The commit itself failed: nothing in the batch is durable.
+                for i, (_work, future) in enumerate(units):
+                    future.set_exception(failed.get(i, exc))
+                return
+            break
+        else:  # every unit was refused: nothing to commit
+            for i, (_work, future) in enumerate(units):
+                future.set_exception(failed[i])
             return
         appended_entries = session.info.pop("appended", [])
         session.close()
         self.batches += 1
-        for future, ok, value in outcomes:
-            if ok:
-                future.set_result(value)
+        for i, (_work, future) in enumerate(units):
+            if i in failed:
+                future.set_exception(failed[i])
             else:
-                future.set_exception(value)
+                future.set_result(results[i])
         log.publish(appended_entries, head)
+
+    def _guarded(self, session: Session, work: Callable[[Session], Any], start: tuple[int, str] | None,
+                 ) -> tuple[bool, Any]:
+        """Run one unit in its own savepoint; a failure undoes it alone."""
+        log = self.log
+        mark, appended = log.mark(), len(session.info.get("appended", []))
+        savepoint = session.begin_nested()
+        try:
+            result = work(session)
+            savepoint.commit()
+            return True, result
+        except Exception as exc:  # a refused unit: undo it alone, keep the batch
+            savepoint.rollback()
+            log.rewind(mark if mark is not None else start)
+            del session.info.setdefault("appended", [])[appended:]
+            # Rows the unit wrote went with its savepoint; rows it only buffered go here.
+            session.info["flushed"] = min(session.info.get("flushed", 0), appended)
+            return False, exc

@@ -102,6 +102,18 @@ def make_entry(*, seq: int, time: str, submission: dict[str, Any], sig: str) -> 
     return {"seq": seq, "time": time, "submission": submission, "sig": sig}
 
 
+def entry_bytes(*, seq: int, time: str, submission_bytes: bytes, sig: str) -> bytes:
+    """JCS(make_entry(...)) from the submission's JCS bytes, without walking the submission again.
+
+    JCS is compositional: an object is its members sorted by key ("seq" < "sig" < "submission" < "time"), each
+    value in its own canonical form, so splicing gives the same bytes, and the entry holds exactly the bytes
+    that were signed."""
+    if type(seq) is not int:
+        raise TypeError("seq must be an int")
+    return b"".join((b'{"seq":', str(seq).encode(), b',"sig":', canonical(sig), b',"submission":',
+                     submission_bytes, b',"time":', canonical(time), b"}"))
+
+
 def tree_head(*, cell: str, size: int, root_hex: str, time: str) -> dict[str, Any]:
     return {"cell": cell, "size": size, "root": root_hex, "time": time}
 

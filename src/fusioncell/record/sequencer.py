@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import Clock, format_time
@@ -27,7 +26,7 @@ from fusioncell.record.canonical import canonical, hash_hex
 from fusioncell.record.format import (
     CELL_PARTY,
     check_submission_shape,
-    make_entry,
+    entry_bytes,
     tree_head,
 )
 from fusioncell.record.merkle import MerkleTree, leaf_hash
@@ -47,12 +46,50 @@ if TYPE_CHECKING:
 
 # Arbitrary but fixed: the PostgreSQL advisory lock that serialises appends across workers.
 SEQUENCER_LOCK = 0x66757331
-# Core statements, built once: the ORM's per-statement work is most of an append's cost otherwise.
-_INSERT_ENTRY = Entry.__table__.insert()
-_INSERT_BODY = Body.__table__.insert()
-_INSERT_AUDIENCE = EntryAudience.__table__.insert()
+# Built once: the ORM's per-statement work is most of an append's cost otherwise.
 _INSERT_HEAD = TreeHead.__table__.insert()
-_DUPLICATE = select(Entry.seq).where(Entry.key_id == bindparam("key"), Entry.nonce == bindparam("nonce"))
+_ENTRY_COLUMNS = ("seq", "leaf_hash", "kind", "party", "author", "key_id", "nonce", "audience", "body_hash",
+                  "created_at", "sequenced_at", "leaf")
+
+
+class _Raw:
+    """The hot path's statements in the driver's own SQL, run on the DBAPI cursor of the session's connection
+    (same transaction): SQLAlchemy's per-statement and per-row work would cost more than the append itself.
+
+    Rows go in as multi-row INSERTs of power-of-two sizes (at most 256 rows), not executemany: the driver
+    releases the GIL around each statement it steps, and every release is a wait for the GIL to come back
+    while the writers' threads hold it, so one statement per row would make the committer crawl."""
+
+    MAX_ROWS = 256
+
+    def __init__(self, mark: str) -> None:
+        self.mark = mark
+        self.duplicate = f"SELECT 1 FROM {Entry.__tablename__} WHERE key_id = {mark} AND nonce = {mark}"
+        self._inserts: dict[tuple[str, int, int], str] = {}
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: int) -> str:
+        key = (table, len(columns), rows)
+        sql = self._inserts.get(key)
+        if sql is None:
+            row = "(" + ", ".join([self.mark] * len(columns)) + ")"
+            sql = self._inserts[key] = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+        return sql
+
+    def insert(self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        i, n = 0, len(rows)
+        while i < n:
+            size = min(self.MAX_ROWS, 1 << ((n - i).bit_length() - 1))
+            cursor.execute(self._insert(table, columns, size), [v for row in rows[i:i + size] for v in row])
+            i += size
+
+
+_RAW = {"qmark": _Raw("?"), "format": _Raw("%s"), "pyformat": _Raw("%s")}
+_ENTRY, _BODY, _AUDIENCE = Entry.__tablename__, Body.__tablename__, EntryAudience.__tablename__
+
+
+def _cursor(session: Session) -> tuple[Any, _Raw]:
+    conn = session.connection()
+    return conn.connection.cursor(), _RAW[conn.dialect.paramstyle]
 
 
 @dataclass(frozen=True)
@@ -93,6 +130,13 @@ class Prepared:
 
 def refuse(message: str, code: str) -> InvalidSubmission:
     return InvalidSubmission(message, code=code)
+
+
+class DeferredDuplicate(Conflict):
+    """A replayed submission found only when the rows were written, in a transaction that left the duplicate
+    check to the (key_id, nonce) unique constraint (`session.info["defer_duplicates"]`, group commit's fast
+    path). It is not the fault of whichever unit was running: the committer runs the batch again with every
+    append checked on its own, which names the culprit."""
 
 
 class Log:
@@ -254,19 +298,20 @@ class Log:
             found = session.execute(select(func.count()).where(Entry.leaf_hash.in_(wanted))).scalar_one()
             if found != len(set(wanted)):
                 raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
-        pending = session.info.setdefault("appended", [])
+        pending: list[Appended] = session.info.setdefault("appended", [])
         if self._is_duplicate(session, sub, pending):
             raise Conflict(f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",
                            code="duplicate_submission")
 
         now = format_time(self.clock.now())
         time = now if now > self._last_time else self._last_time  # entry times never go back
-        leaf = canonical(make_entry(seq=seq, time=time, submission=sub, sig=p.sig))
+        leaf = entry_bytes(seq=seq, time=time, submission_bytes=p.sub_bytes, sig=p.sig)
         hashed = leaf_hash(leaf)
         appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes)
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
         pending.append(appended)
+        session.info.setdefault("nonces", {})[sub["key"], sub["nonce"]] = len(pending) - 1
         self._tree.append(hashed)
         self._last_time = time
         if kind.apply is not None:
@@ -279,10 +324,21 @@ class Log:
 
     def _is_duplicate(self, session: Session, sub: dict[str, Any], appended: list[Appended]) -> bool:
         key, nonce = sub["key"], sub["nonce"]
-        unflushed = appended[session.info.get("flushed", 0):]
-        if any(a.submission["key"] == key and a.submission["nonce"] == nonce for a in unflushed):
-            return True
-        return session.connection().execute(_DUPLICATE, {"key": key, "nonce": nonce}).first() is not None
+        # Appended in this transaction: an index, checked against the list (entries rolled back with a
+        # savepoint leave stale positions behind).
+        i = session.info.get("nonces", {}).get((key, nonce))
+        if i is not None and i < len(appended):
+            earlier = appended[i].submission
+            if earlier["key"] == key and earlier["nonce"] == nonce:
+                return True
+        if session.info.get("defer_duplicates"):
+            return False  # the unique constraint refuses it when the rows are written (see flush)
+        cursor, raw = _cursor(session)
+        try:
+            cursor.execute(raw.duplicate, (key, nonce))
+            return cursor.fetchone() is not None
+        finally:
+            cursor.close()
 
     def flush(self, session: Session) -> None:
         """Write the rows of entries appended in this transaction but not yet written."""
@@ -291,19 +347,23 @@ class Log:
         batch = appended[start:]
         if not batch:
             return
-        conn = session.connection()
+        cursor, raw = _cursor(session)
         try:
-            conn.execute(_INSERT_ENTRY, [{
-                "seq": a.seq, "leaf_hash": a.leaf_hash, "kind": a.submission["kind"], "party": a.submission["party"],
-                "author": a.submission["author"], "key_id": a.submission["key"], "nonce": a.submission["nonce"],
-                "audience": " ".join(a.submission["audience"]), "body_hash": a.submission["body"],
-                "created_at": a.submission["created"], "sequenced_at": a.time, "leaf": a.leaf,
-            } for a in batch])
-        except IntegrityError as exc:
-            raise Conflict("an entry of this batch is already in the log", code="duplicate_submission") from exc
-        conn.execute(_INSERT_BODY, [{"seq": a.seq, "data": a.body_bytes} for a in batch])
-        conn.execute(_INSERT_AUDIENCE, [{"party": party, "seq": a.seq} for a in batch
-                                        for party in a.submission["audience"]])
+            entries = []
+            for a in batch:
+                s = a.submission
+                entries.append((a.seq, a.leaf_hash, s["kind"], s["party"], s["author"], s["key"], s["nonce"],
+                                " ".join(s["audience"]), s["body"], s["created"], a.time, a.leaf))
+            try:
+                raw.insert(cursor, _ENTRY, _ENTRY_COLUMNS, entries)
+            except session.get_bind().dialect.loaded_dbapi.IntegrityError as exc:
+                error = DeferredDuplicate if session.info.get("defer_duplicates") else Conflict
+                raise error("an entry of this batch is already in the log", code="duplicate_submission") from exc
+            raw.insert(cursor, _BODY, ("seq", "data"), [(a.seq, a.body_bytes) for a in batch])
+            raw.insert(cursor, _AUDIENCE, ("party", "seq"),
+                       [(party, a.seq) for a in batch for party in a.submission["audience"]])
+        finally:
+            cursor.close()
         session.info["flushed"] = len(appended)
 
     def append_as_cell(

@@ -22,11 +22,10 @@ from typing import Any
 from fusioncell.errors import InvalidSubmission, VerificationFailed
 from fusioncell.record.canonical import b64d, canonical, canonical_trusted, hash_hex
 from fusioncell.record.format import check_submission_shape, tree_head
-from fusioncell.record.merkle import MerkleTree, leaf_hash
+from fusioncell.record.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from fusioncell.record.registry import (
     GENESIS,
     IDENTITY_KINDS,
-    KEY_ADDED,
     Registry,
     SignerRefused,
 )
@@ -137,10 +136,6 @@ def _verify_key(keys: dict[str, bytes], key_id: str) -> VerifyKey | None:
     if found is None:
         found = _VERIFY_KEYS[public] = VerifyKey(public)
     return found
-
-
-def _check_range(source: Source, start: int, stop: int, keys: dict[str, bytes]) -> list[Checked]:
-    return [check_item(item, keys) for item in source.items(start, stop)]
 
 
 class Source:
@@ -314,36 +309,129 @@ class BundleSource(Source):
             raise VerificationFailed("bundle header has no valid cell_key", reason="bad_header") from exc
 
 
-def _candidate_keys(source: Source) -> dict[str, bytes]:
-    keys: dict[str, bytes] = {}
+@dataclass
+class Chunk:
+    """What a worker sends back for a range of seqs: compact, so the parent's share stays small."""
+
+    start: int
+    stop: int  # the entries checked are start..stop-1 (stop is where the first error is, if any)
+    hashes: bytes  # their leaf hashes, concatenated
+    identity: list[Checked]  # identity entries (and the genesis), for the parent's replay in order
+    error: tuple[int, str, str] | None = None  # (seq, message, reason) of the first bad entry
+    first: tuple[int, str] | None = None  # (seq, time) of the first entry with a time, for the order across
+    last_time: str = ""
+    entries: int = 0
+    bodies: int = 0
+    redacted: int = 0
+
+
+def _check_chunk(source: Source, start: int, stop: int, timeline: Timeline | None) -> Chunk:
+    """Check start..stop-1 on their own, and every entry that is not an identity entry against the key timeline
+    too (see `Timeline`). Stops at the first bad entry."""
+    keys = {} if timeline is None else {k: info.public_key for k, info in timeline.registry.keys.items()}
+    hashes: list[bytes] = []
+    identity: list[Checked] = []
+    chunk = Chunk(start, stop, b"", identity)
+    last_time = ""
+    for item in source.items(start, stop):
+        seq = item.seq
+        checked = check_item(item, keys)
+        error, reason = checked.error, checked.error or ""
+        sub = checked.submission
+        if error is None and sub is not None:
+            time = checked.time or ""
+            if time < last_time:
+                error, reason = "entry time goes back before the previous entry", "time"
+            elif sub["kind"] in IDENTITY_KINDS or seq == 0:
+                identity.append(checked)
+            elif timeline is None:
+                error, reason = "entry 0 (the genesis) is not in this view", "no_genesis"
+            else:
+                registry = timeline.registry
+                try:
+                    if sub["cell"] != registry.cell_id:
+                        raise SignerRefused(f"entry belongs to cell {sub['cell']!r}", "wrong_cell")
+                    registry.signer(seq, sub)
+                    registry.check_audience(sub, full=False)
+                except SignerRefused as exc:
+                    error, reason = str(exc), exc.code
+            if error is None:
+                if chunk.first is None:
+                    chunk.first = (seq, time)
+                last_time = time
+                chunk.entries += 1
+                if checked.body is not None or sub["kind"] not in IDENTITY_KINDS:
+                    chunk.bodies += 1
+        if error is not None:
+            chunk.error, chunk.stop = (seq, error, reason), seq
+            break
+        if sub is None:
+            chunk.redacted += 1
+        hashes.append(checked.leaf_hash)
+    chunk.hashes = b"".join(hashes)
+    chunk.last_time = last_time
+    return chunk
+
+
+@dataclass
+class Timeline:
+    """The key registry with every candidate identity entry applied in seq order, as far as they apply.
+
+    An entry's registry checks then need no other entry, so workers do them: a key added at seq a and revoked at
+    seq r signs exactly the entries a < seq <= r, whatever comes later, and the parties never change after the
+    genesis. That holds as far as the candidates are the log's identity entries and each is valid; the parent
+    replays the real ones in order and stops at the first that is not valid or that the timeline lacks, before
+    any entry after it counts."""
+
+    registry: Registry
+    seqs: set[int]
+
+
+def _timeline(source: Source) -> Timeline | None:
+    timeline: Timeline | None = None
     for item in source.identity_items():
         if item.leaf is None or item.body is None:
             continue
         try:
             sub = json.loads(item.leaf)["submission"]
             body = json.loads(item.body)
-            if sub["kind"] == GENESIS:
-                public = b64d(body["cell"]["public_key"])
-            elif sub["kind"] == KEY_ADDED:
-                public = b64d(body["public_key"])
-            else:
+            if item.seq == 0:
+                if sub["kind"] != GENESIS:
+                    return None
+                timeline = Timeline(Registry.from_genesis(body), {0})
                 continue
-            keys[compute_key_id(public)] = public
-        except (ValueError, KeyError, TypeError):
-            continue
-    return keys
+            if timeline is None or sub["kind"] not in IDENTITY_KINDS:
+                continue
+            registry = timeline.registry
+            registry.signer(item.seq, sub)
+            registry.check_identity(sub, body)
+            registry.apply(item.seq, sub["kind"], body)
+            timeline.seqs.add(item.seq)
+        except (SignerRefused, ValueError, KeyError, TypeError, AttributeError):
+            break  # the replay in order fails here too; later candidates do not matter
+    return timeline
 
 
-def _results(source: Source, total: int, keys: dict[str, bytes], workers: int) -> Iterator[Checked]:
+def _chunks(source: Source, total: int, timeline: Timeline | None, workers: int) -> Iterator[Chunk]:
     ranges = [(start, min(start + CHUNK, total)) for start in range(0, total, CHUNK)]
     if workers <= 1 or total < PARALLEL_FROM:
         for start, stop in ranges:
-            yield from _check_range(source, start, stop, keys)
+            chunk = _check_chunk(source, start, stop, timeline)
+            yield chunk
+            if chunk.error:
+                return
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_check_range, source, start, stop, keys) for start, stop in ranges]
-        for future in futures:
-            yield from future.result()
+        futures = [pool.submit(_check_chunk, source, start, stop, timeline) for start, stop in ranges]
+        try:
+            for future in futures:
+                chunk = future.result()
+                yield chunk
+                if chunk.error:
+                    return
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def verify_source(
@@ -354,7 +442,7 @@ def verify_source(
     total = source.count()
     if total == 0:
         raise VerificationFailed("the log is empty: no genesis entry", seq=0, reason="empty")
-    keys = _candidate_keys(source)
+    timeline = _timeline(source)
     workers = workers or min(os.cpu_count() or 1, 4)
     tree = MerkleTree()
     registry: Registry | None = None
@@ -364,28 +452,42 @@ def verify_source(
     if not heads:
         raise VerificationFailed("no signed tree head covers the log", seq=0, reason="no_tree_head")
     pending = iter(heads)
-    next_head = next(pending)
+    next_head: Head | None = next(pending)
     checked_up_to = 0
-    for checked in _results(source, total, keys, workers):
-        seq = checked.seq
-        if checked.error:
-            raise VerificationFailed(checked.error, seq=seq, reason=checked.error)
-        tree.append(checked.leaf_hash)
-        if progress and seq % 1000 == 999:
-            progress(1000)
-        if checked.submission is None:
-            report.redacted += 1
-        else:
-            registry, last_time = _check_entry(seq, checked, registry, keys, last_time, trusted_cell_key, report)
-        # Each head is checked as soon as the tree reaches it, so a change is pinned between two heads.
-        while next_head is not None and next_head.size == tree.size:
-            if registry is None:
-                raise VerificationFailed("entry 0 (the genesis) is not in this view", seq=0, reason="no_genesis")
-            _check_head(next_head, tree, registry, report, checked_up_to)
-            checked_up_to = next_head.size
-            next_head = next(pending, None)
-    if progress:
-        progress(total % 1000)
+    for chunk in _chunks(source, total, timeline, workers):
+        error = chunk.error
+        if chunk.first is not None and chunk.first[1] < last_time and (error is None or chunk.first[0] < error[0]):
+            error = (chunk.first[0], "entry time goes back before the previous entry", "time")
+        stop = chunk.stop if error is None else error[0]
+        identity = iter(chunk.identity)
+        nxt = next(identity, None)
+        # The range's events in seq order: identity entries replayed, each head checked when the tree reaches it.
+        position = chunk.start
+        while True:
+            upto = stop if nxt is None or nxt.seq >= stop else nxt.seq
+            while next_head is not None and next_head.size <= upto:
+                if next_head.size > position:
+                    _extend(tree, chunk, position, next_head.size)
+                    position = next_head.size
+                if registry is None:
+                    raise VerificationFailed("entry 0 (the genesis) is not in this view", seq=0, reason="no_genesis")
+                _check_head(next_head, tree, registry, report, checked_up_to)
+                checked_up_to = next_head.size
+                next_head = next(pending, None)
+            if nxt is None or nxt.seq >= stop:
+                break
+            registry = _check_identity(nxt, registry, timeline, trusted_cell_key)
+            nxt = next(identity, None)
+        if error is not None:
+            raise VerificationFailed(error[1], seq=error[0], reason=error[2])
+        _extend(tree, chunk, position, chunk.stop)
+        if chunk.first is not None:
+            last_time = chunk.last_time
+        report.entries += chunk.entries
+        report.bodies += chunk.bodies
+        report.redacted += chunk.redacted
+        if progress:
+            progress(chunk.stop - chunk.start)
     assert registry is not None
     if next_head is not None:
         raise VerificationFailed(
@@ -402,12 +504,18 @@ def verify_source(
     return report
 
 
-def _check_entry(
-    seq: int, checked: Checked, registry: Registry | None, keys: dict[str, bytes], last_time: str,
-    trusted_cell_key: bytes | None, report: Report,
-) -> tuple[Registry, str]:
-    """The rules that need the entries before this one: the registry as of seq, and time order."""
-    sub = checked.submission
+def _extend(tree: MerkleTree, chunk: Chunk, start: int, stop: int) -> None:
+    """Add the chunk's leaf hashes of seqs start..stop-1 (the tree holds everything before start)."""
+    data = chunk.hashes
+    offset = (start - chunk.start) * HASH_SIZE
+    tree.extend([data[i:i + HASH_SIZE] for i in range(offset, offset + (stop - start) * HASH_SIZE, HASH_SIZE)])
+
+
+def _check_identity(checked: Checked, registry: Registry | None, timeline: Timeline | None,
+                    trusted_cell_key: bytes | None) -> Registry:
+    """The genesis and the identity entries, replayed in order: the registry as of each seq."""
+    seq, sub = checked.seq, checked.submission
+    assert sub is not None
     if seq == 0:
         if sub["kind"] != GENESIS or checked.body is None:
             raise VerificationFailed("entry 0 is not the cell genesis", seq=0, reason="no_genesis")
@@ -415,15 +523,14 @@ def _check_entry(
         if trusted_cell_key is not None and compute_key_id(trusted_cell_key) != registry.cell_key_id:
             raise VerificationFailed("genesis names another cell key than the one trusted", seq=0,
                                      reason="wrong_cell_key")
-    assert registry is not None
+    if registry is None:
+        raise VerificationFailed("entry 0 (the genesis) is not in this view", seq=0, reason="no_genesis")
     if sub["cell"] != registry.cell_id:
         raise VerificationFailed(f"entry belongs to cell {sub['cell']!r}", seq=seq, reason="wrong_cell")
-    if checked.time is None or checked.time < last_time:
-        raise VerificationFailed("entry time goes back before the previous entry", seq=seq, reason="time")
-    last_time = checked.time
     try:
         signer = registry.signer(seq, sub)
-        if signer.public_key != keys.get(sub["key"]):
+        used = timeline.registry.keys.get(sub["key"]) if timeline is not None else None
+        if used is None or signer.public_key != used.public_key:
             raise SignerRefused(f"key {sub['key']} is not the one enrolled", "unknown_key")
         registry.check_audience(sub, full=sub["kind"] in IDENTITY_KINDS)
         if sub["kind"] in IDENTITY_KINDS and seq != 0:
@@ -432,12 +539,15 @@ def _check_entry(
         raise VerificationFailed(str(exc), seq=seq, reason=exc.code) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise VerificationFailed(f"identity body malformed: {exc}", seq=seq, reason="bad_body") from exc
-    if sub["kind"] in IDENTITY_KINDS and seq != 0:
+    if seq != 0:
         registry.apply(seq, sub["kind"], checked.body or {})
-    report.entries += 1
-    if checked.body is not None or sub["kind"] not in IDENTITY_KINDS:
-        report.bodies += 1
-    return registry, last_time
+    # Workers checked every other entry against the timeline, so it must hold this entry as the replay does:
+    # an identity entry the candidates missed (an altered kind column) cannot pass unnoticed.
+    assert timeline is not None
+    if seq not in timeline.seqs:
+        raise VerificationFailed(f"identity entry at seq {seq} is not indexed as one (altered kind column?)",
+                                 seq=seq, reason="identity_index")
+    return registry
 
 
 def _check_head(head: Head, tree: MerkleTree, registry: Registry, report: Report, good_up_to: int) -> None:
