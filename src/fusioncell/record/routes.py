@@ -81,16 +81,17 @@ def _record_create(data: Any) -> RecordCreate:
                                      body=data) from None
 
 
+# The busiest write route, so written out by hand rather than with FastAPI's body and dependency machinery,
+# which cost more than the append's own handling on the event loop; app.DirectRoutes serves it past FastAPI's
+# routing too. The body is read, parsed and checked against RecordCreate here, in the order and with the
+# problem details FastAPI gives (malformed JSON, then the caller, then the schema); the record's own checks
+# and the append happen off the loop (AppState.aappend). The 201 goes out only once the entry's transaction
+# is committed and synced.
 @router.post("/records", status_code=201, response_model=RecordAccepted, openapi_extra={"requestBody": {
     "required": True, "content": {"application/json": {"schema": RecordCreate.model_json_schema()}}}})
 async def post_record(request: Request) -> JSONResponse:
-    """Append a submission signed on the member's own device; the server verifies, never signs.
-
-    The busiest write route, so written out by hand rather than with FastAPI's body and dependency machinery,
-    which cost more than the append: the body is read, parsed and checked against RecordCreate here, in the
-    order and with the problem details FastAPI gives (malformed JSON, then the caller, then the schema); the
-    record's own checks and the append happen off the loop (AppState.aappend). The answer comes only once the
-    entry's transaction is committed and synced."""
+    """Append a submission signed on the member's own device; the server verifies, never signs. Answered
+    once the entry is durable."""
     fc = state(request)
     data = _json_body(request, await request.body())
     who = await viewer(request)
