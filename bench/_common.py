@@ -1,22 +1,30 @@
-"""Helpers shared by bench/append.py and bench/verify.py: cells in scratch directories, a bench kind, enrolled
-device keys, pre-signed submissions, PostgreSQL scratch schemas, medians and tables.
+"""Helpers shared by the benches: cells in scratch directories, a bench kind, enrolled device keys, pre-signed
+submissions, PostgreSQL scratch schemas, medians and tables; for bench/api.py and bench/hotline.py also server
+child processes served as `fusioncell serve` serves, and a lean HTTP/1.1 client.
 
 Not a benchmark itself (`./run bench` runs every bench/*.py; this one only says so)."""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import platform
 import random
+import resource
+import select
+import signal
+import socket
 import statistics
 import string
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.table import Table
@@ -192,5 +200,206 @@ def machine_line() -> str:
             f"load avg {load} | {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of unsorted values (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+# -- servers in child processes (bench/api.py, bench/hotline.py) -------------------------------------------
+
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def serve_app(app: Any) -> None:
+    """In a server child process: bind a free loopback port, say which on stdout ("PORT n"), and serve `app`
+    as `fusioncell serve` does (fusioncell.app.server_config) until SIGTERM. Baselines are served the same
+    way, so they get the same HTTP parser and event loop."""
+    import uvicorn
+
+    from fusioncell.app import server_config
+
+    # proto=IPPROTO_TCP, as asyncio's own create_server(host, port) makes it (what `fusioncell serve` gets): with
+    # proto 0, asyncio does not set TCP_NODELAY on the accepted connections, and every keep-alive response
+    # written in two parts (head, body) waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    port = sock.getsockname()[1]
+    raise_fd_limit()
+    server = uvicorn.Server(server_config(app, host=HOST, port=port))
+    print(f"PORT {port}", flush=True)
+    server.run(sockets=[sock])
+
+
+def server_stack() -> str:
+    """What serve_app runs on here: uvicorn's HTTP parser and event loop as its "auto" picks them."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"HTTP: {http}, loop: {loop}"
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001, S110
+        pass
+
+
+_LIVE: list[Server] = []
+
+
+class Server:
+    """A server child process, `python SCRIPT --serve ARGS...` (the script calls serve_app); stopped on exit, on
+    error and on Ctrl-C (see install_stop_handlers). start() spawns it, wait_ready() waits until it answers
+    HTTP; `with` does both."""
+
+    def __init__(self, label: str, script: str | Path, args: Sequence[str], logdir: Path) -> None:
+        self.label = label
+        self.script = Path(script).resolve()
+        self.args = list(args)
+        self.logfile = logdir / f"server-{label.replace(' ', '_').replace('/', '_')}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Server:
+        cmd = [sys.executable, str(self.script), "--serve", *self.args]
+        with self.logfile.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet here
+        _LIVE.append(self)
+        return self
+
+    def wait_ready(self) -> Server:
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"{self.label} server did not start:\n{self.log_tail()}")
+        self.port = int(line.split()[1])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1) as s:
+                    s.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+                    if s.recv(12).startswith(b"HTTP/1."):  # any answer: the app is up
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.label} server never answered HTTP:\n{self.log_tail()}")
+
+    def cpu_seconds(self, *, system_only: bool = False) -> float:
+        """User + system (or system only) CPU of the server process so far, every thread."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if self in _LIVE:
+            _LIVE.remove(self)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def __enter__(self) -> Self:
+        if self.proc is None:
+            self.start()
+        if not self.port:
+            self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_all() -> None:
+    for server in _LIVE.copy():
+        server.stop()
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_stop_handlers() -> None:
+    """Server children are stopped at exit, on SIGTERM/SIGHUP and on Ctrl-C (even when started with SIGINT
+    ignored, as `cmd &` does)."""
+    atexit.register(stop_all)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+
+# -- a lean HTTP/1.1 client (the load generator's) ---------------------------------------------------------
+
+def http_request(method: str, port: int, path: str, token: str | None, payload: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: fusioncell-bench\r\nAccept: */*\r\n"
+    if token:
+        head += f"Authorization: Bearer {token}\r\n"
+    if method == "POST":
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return head.encode() + b"\r\n" + payload
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lower.index(b"\r\n", at + 2)
+        return status, await reader.readexactly(int(lower[at + 17:end]))
+    if b"\r\ntransfer-encoding: chunked" in lower:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return status, b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    raise RuntimeError("response without length")
+
+
 if __name__ == "__main__":
-    print("bench/_common.py: helpers for bench/append.py and bench/verify.py; nothing to run")
+    print("bench/_common.py: helpers for the benches; nothing to run")

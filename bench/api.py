@@ -13,8 +13,9 @@ measured in the same run, on the same uvicorn, by the same load generator.
      client. Baseline: a bare FastAPI WebSocket broadcast (per-connection queue, send_json) whose POST
      broadcasts the posted JSON.
 
-Each server is a separate process (`bench/api.py --serve cell DIR` or `--serve bare`): uvicorn with the
-defaults of `fusioncell serve` (uvicorn.run(app, host, port, log_level="warning")), on 127.0.0.1 and a free
+Each server is a separate process (`bench/api.py --serve cell DIR` or `--serve bare`): uvicorn configured as
+`fusioncell serve` configures it (fusioncell.app.server_config: httptools and uvloop where installed, no access
+log; the baseline gets the same), on 127.0.0.1 and a free
 port, the cell created by init_cell with the demo config. Repetitions alternate baseline and fusioncell;
 figures are medians over repetitions. The machine is shared and small (2 cores): the load generator shares
 them with the server, so the baseline figure is also the load generator's own ceiling, and the CPU columns
@@ -32,14 +33,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import json
 import os
-import resource
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,13 +48,24 @@ from typing import Any, Self
 
 from _common import (
     BENCH_KIND,
+    CLK_TCK,
+    HOST,
+    Server,
     body_of_size,
     console,
     fmt,
+    http_request,
+    install_stop_handlers,
     machine_line,
     median,
     new_cell,
+    percentile,
+    raise_fd_limit,
+    read_response,
+    serve_app,
+    server_stack,
     spread,
+    stop_all,
     table,
     verdict,
 )
@@ -67,10 +75,8 @@ from pydantic import BaseModel, ConfigDict
 TARGET_POSTS = 2000.0
 TARGET_STREAM_RATIO = 1.5
 HTTPX_REQUESTS = 1000  # httpx at 64 connections is slow here: a short run shows it
-HOST = "127.0.0.1"
 MEMBERS = 8  # device-key members (IL and SY alternately), one bearer token each
 BODY_SIZE = 200
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the servers (child processes) ---------------------------------------------------------------------------
@@ -128,13 +134,7 @@ def bare_app() -> FastAPI:
 
 
 def serve(kind: str, directory: str | None) -> None:
-    """Child process: bind a free loopback port, say which on stdout, serve until SIGTERM."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    port = sock.getsockname()[1]
+    """Child process: the cell (or the bare baseline) served as `fusioncell serve` serves, until SIGTERM."""
     if kind == "cell":
         from fusioncell.app import create_app
         from fusioncell.cell import open_cell
@@ -142,120 +142,7 @@ def serve(kind: str, directory: str | None) -> None:
         app = create_app(open_cell(Path(directory or ".")))
     else:
         app = bare_app()
-    _raise_fd_limit()
-    # As `fusioncell serve`: uvicorn.run(create_app(cell), host=host, port=port, log_level="warning").
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning"))
-    print(f"PORT {port}", flush=True)
-    server.run(sockets=[sock])
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001, S110
-        pass
-
-
-_LIVE: list[Server] = []
-
-
-class Server:
-    """A server child process; stopped on exit, on error and on Ctrl-C."""
-
-    def __init__(self, kind: str, directory: Path | None, logdir: Path) -> None:
-        self.kind = kind
-        self.directory = directory
-        self.logfile = logdir / f"server-{kind}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> Server:
-        args = [sys.executable, str(Path(__file__).resolve()), "--serve", self.kind]
-        if self.directory is not None:
-            args.append(str(self.directory))
-        with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                         start_new_session=True,
-                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet here
-        _LIVE.append(self)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{self.kind} server did not start:\n{self.log_tail()}")
-        self.port = int(line.split()[1])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=1) as s:
-                    s.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-                    if s.recv(12).startswith(b"HTTP/1."):  # any answer: the app is up
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} server never answered HTTP:\n{self.log_tail()}")
-
-    def cpu_seconds(self, *, system_only: bool = False) -> float:
-        """User + system (or system only) CPU of the server process so far, every thread."""
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
-        except (OSError, IndexError, ValueError):
-            return float("nan")
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if self in _LIVE:
-            _LIVE.remove(self)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _stop_all() -> None:
-    for server in _LIVE.copy():
-        server.stop()
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    serve_app(app)
 
 
 # -- the cell: members with device keys and tokens, pre-signed submissions -----------------------------------
@@ -323,37 +210,6 @@ class Payloads:
         return [self.make(self.members[c % len(self.members)], n) for c, n in enumerate(share)]
 
 
-def http_request(method: str, port: int, path: str, token: str | None, payload: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: fusioncell-bench\r\nAccept: */*\r\n"
-    if token:
-        head += f"Authorization: Bearer {token}\r\n"
-    if method == "POST":
-        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-    return head.encode() + b"\r\n" + payload
-
-
-# -- a lean HTTP/1.1 keep-alive client (the load generator) --------------------------------------------------
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    lower = head.lower()
-    at = lower.find(b"\r\ncontent-length:")
-    if at >= 0:
-        end = lower.index(b"\r\n", at + 2)
-        return status, await reader.readexactly(int(lower[at + 17:end]))
-    if b"\r\ntransfer-encoding: chunked" in lower:
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return status, b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    raise RuntimeError("response without length")
-
-
 async def http_call(port: int, request: bytes) -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
@@ -388,14 +244,6 @@ class LoadResult:
     @property
     def rate(self) -> float:
         return self.ok / self.elapsed if self.elapsed else float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of unsorted values (q in 0..100)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 async def _raw_load(port: int, requests: list[list[bytes]]) -> tuple[float, list[float], Counter[int], Counter[str]]:
@@ -795,16 +643,11 @@ def main() -> int:
     n_records = args.records or (15 if quick else 60)
     conns = args.conns
     warmup = 200 if quick else 1000
-    _raise_fd_limit()
-    atexit.register(_stop_all)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    raise_fd_limit()
+    install_stop_handlers()
 
     console.print(f"[bold]bench/api.py[/] — {machine_line()}")
-    http_impl = "httptools" if _importable("httptools") else "h11"
-    loop_impl = "uvloop" if _importable("uvloop") else "asyncio"
-    console.print(f"uvicorn as `fusioncell serve` (HTTP: {http_impl}, loop: {loop_impl}, WebSocket: websockets-sansio, "
+    console.print(f"uvicorn as `fusioncell serve` ({server_stack()}, WebSocket: websockets-sansio, "
                   f"permessage-deflate {'off' if args.no_deflate else 'on'}), one worker per server process; load "
                   f"generator: this process, {conns} keep-alive connections; {reps} repetition(s), {n_requests:,} "
                   f"POSTs each; body {BODY_SIZE} B")
@@ -820,7 +663,8 @@ def main() -> int:
         console.print(f"cell + {MEMBERS} device-key members with tokens + {payloads.next_index:,} pre-signed "
                       f"submissions: {time.perf_counter() - t:.1f} s (before any clock starts)")
 
-        with Server("bare", None, scratch) as bare, Server("cell", scratch / "cell", scratch) as cell:
+        with Server("bare", __file__, ["bare"], scratch) as bare, \
+                Server("cell", __file__, ["cell", str(scratch / "cell")], scratch) as cell:
             # -- 1. POST throughput ----------------------------------------------------------------------
             path = "/api/v1/records"
             run_load("warm-up", bare, with_port(bare.port, path, tokens, warm))
@@ -970,15 +814,9 @@ def main() -> int:
                     console.print(f"raw profiles (py-spy collapsed stacks) in {scratch}")
         return status
     finally:
-        _stop_all()
+        stop_all()
         if not args.profile:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def pct_of(value: float, base: float) -> str:
@@ -989,6 +827,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        _stop_all()
+        stop_all()
         print("interrupted; servers stopped", file=sys.stderr)
         sys.exit(130)

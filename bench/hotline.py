@@ -19,7 +19,7 @@
      bare server process, scheduled by the same POSTs, so one bare run gives every baseline.
 
 Every server is a separate process (`bench/hotline.py --serve cell DIR INTERVAL` or `--serve bare`): uvicorn as
-`fusioncell serve` runs it (uvicorn.run(app, host, port, log_level="warning")), on 127.0.0.1 and a free port.
+`fusioncell serve` configures it (fusioncell.app.server_config), on 127.0.0.1 and a free port.
 Repetitions alternate baseline and fusioncell; figures are medians over repetitions (of each run's p50/p99).
 Times across processes are wall-clock (CLOCK_REALTIME, same machine); the record's times have millisecond
 resolution (truncated), so fusioncell's part-2 figures carry up to +1 ms from that alone.
@@ -35,17 +35,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import heapq
 import itertools
 import json
 import math
-import os
 import random
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,11 +52,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from _common import console, fmt, machine_line, median, spread, table
+from _common import (
+    HOST,
+    Server,
+    console,
+    fmt,
+    http_request,
+    install_stop_handlers,
+    machine_line,
+    median,
+    percentile,
+    read_response,
+    serve_app,
+    spread,
+    stop_all,
+    table,
+)
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SENDER = ("sy/liaison-1", "SY")
 READER = ("il/liaison-1", "IL")
 DEFAULT_ACK_MINUTES = 0.02  # 1.2 s
@@ -167,16 +176,8 @@ def bare_app() -> FastAPI:
 
 
 def serve(kind: str, rest: list[str]) -> None:
-    """Child process: bind a free loopback port, say which on stdout, serve until SIGTERM."""
-    import uvicorn
-
-    # proto=IPPROTO_TCP, as asyncio's own create_server(host, port) makes it (what `fusioncell serve` gets): with
-    # proto 0, asyncio does not set TCP_NODELAY on the accepted connections, and every keep-alive response
-    # written in two parts (head, body) waits ~40 ms for the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    port = sock.getsockname()[1]
+    """Child process: a cell (directory, deadline interval) or the bare baseline, served as `fusioncell serve`
+    serves, until SIGTERM."""
     if kind == "cell":
         from fusioncell.app import create_app
         from fusioncell.cell import open_cell
@@ -186,112 +187,7 @@ def serve(kind: str, rest: list[str]) -> None:
         app = create_app(open_cell(Path(rest[0])), settings=Settings(deadline_interval=interval or None))
     else:
         app = bare_app()
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning"))
-    print(f"PORT {port}", flush=True)
-    server.run(sockets=[sock])
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001, S110
-        pass
-
-
-_LIVE: list[Server] = []
-
-
-class Server:
-    """A server child process; stopped on exit, on error and on Ctrl-C."""
-
-    def __init__(self, label: str, args: list[str], logdir: Path) -> None:
-        self.label = label
-        self.args = args
-        self.logfile = logdir / f"server-{label.replace(' ', '_').replace('/', '_')}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> Server:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", *self.args]
-        with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                         start_new_session=True,
-                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet here
-        _LIVE.append(self)
-        return self
-
-    def wait_ready(self) -> Server:
-        assert self.proc is not None and self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{self.label} server did not start:\n{self.log_tail()}")
-        self.port = int(line.split()[1])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=1) as s:
-                    s.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-                    if s.recv(12).startswith(b"HTTP/1."):
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.label} server never answered HTTP:\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far, every thread."""
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / CLK_TCK
-        except (OSError, IndexError, ValueError):
-            return float("nan")
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if self in _LIVE:
-            _LIVE.remove(self)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _stop_all() -> None:
-    for server in _LIVE.copy():
-        server.stop()
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    serve_app(app)
 
 
 # -- the cells -------------------------------------------------------------------------------------------------
@@ -336,35 +232,6 @@ def flash_message(subject: str) -> dict[str, Any]:
 
 
 # -- a lean HTTP/1.1 keep-alive client and a WebSocket listener --------------------------------------------------
-
-def http_request(method: str, port: int, path: str, token: str | None, payload: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: fusioncell-bench\r\nAccept: */*\r\n"
-    if token:
-        head += f"Authorization: Bearer {token}\r\n"
-    if method == "POST":
-        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-    return head.encode() + b"\r\n" + payload
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    lower = head.lower()
-    at = lower.find(b"\r\ncontent-length:")
-    if at >= 0:
-        end = lower.index(b"\r\n", at + 2)
-        return status, await reader.readexactly(int(lower[at + 17:end]))
-    if b"\r\ntransfer-encoding: chunked" in lower:
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return status, b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    raise RuntimeError("response without length")
-
 
 class Poster:
     """One keep-alive connection that POSTs JSON and returns (status, parsed body, round trip seconds)."""
@@ -492,14 +359,6 @@ class Listener:
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of unsorted values (q in 0..100)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
 
 def ms(seconds: float) -> str:
     if math.isnan(seconds):
@@ -794,10 +653,7 @@ def main() -> int:
     n_deadlines = args.deadlines or (12 if quick else 30)
     ack_seconds = args.ack_minutes * 60
     intervals = list(INTERVALS)
-    atexit.register(_stop_all)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    install_stop_handlers()
 
     console.print(f"[bold]bench/hotline.py[/] — {machine_line()}")
     console.print(f"uvicorn as `fusioncell serve` (one worker per server process), WebSocket client: websockets "
@@ -809,11 +665,12 @@ def main() -> int:
     try:
         # -- cells and servers (all started at once; their imports overlap) ------------------------------------
         t = time.perf_counter()
-        servers: dict[str, Server] = {"bare": Server("bare", ["bare"], scratch).start()}
+        servers: dict[str, Server] = {"bare": Server("bare", __file__, ["bare"], scratch).start()}
         tokens: dict[str, dict[str, str]] = {}
         if not args.skip_flash:
             tokens["flash"] = prepare_cell(scratch / "flash", None)
-            servers["flash"] = Server("cell default", ["cell", str(scratch / "flash"), "1.0"], scratch).start()
+            servers["flash"] = Server("cell default", __file__, ["cell", str(scratch / "flash"), "1.0"],
+                                      scratch).start()
         if not args.skip_deadlines:
             first = None
             for interval in intervals:
@@ -824,8 +681,8 @@ def main() -> int:
                 else:  # the same cell, copied (closed: no WAL left), so each server has a database of its own
                     shutil.copytree(scratch / first, scratch / name)
                     tokens[name] = tokens[first]
-                servers[name] = Server(f"cell interval {interval}", ["cell", str(scratch / name), str(interval)],
-                                       scratch).start()
+                servers[name] = Server(f"cell interval {interval}", __file__,
+                                       ["cell", str(scratch / name), str(interval)], scratch).start()
         for server in servers.values():
             server.wait_ready()
         console.print(f"cells (demo config, gazetteer, {SENDER[0]} and {READER[0]} with passwords and tokens) and "
@@ -1020,7 +877,7 @@ def main() -> int:
         console.print(f"total {time.perf_counter() - started:.0f} s")
         return 0
     finally:
-        _stop_all()
+        stop_all()
         if not args.profile:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -1029,6 +886,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        _stop_all()
+        stop_all()
         print("interrupted; servers stopped", file=sys.stderr)
         sys.exit(130)

@@ -209,3 +209,98 @@ def test_witness_raises_the_alarm_when_history_is_rewritten(api, devices, tmp_pa
     assert "rewritten" in message and f"size {seen['size']}, root {seen['root']}" in message
     # The witness keeps the head it trusted, so it keeps alarming.
     assert json.loads((tmp_path / "IL-witness.json").read_text())["head"] == seen
+
+
+def _tree_size(api):
+    with api.cell.db.read() as session:
+        return api.cell.log.tree(session).size
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "field"),
+    [
+        (b"{not json", "application/json", "body"),
+        (b"", "application/json", "body"),
+        (b"[]", "application/json", "body"),
+        (b"null", "application/json", "body"),
+        (b'{"submission": [], "sig": 5, "body": "x"}', "application/json", "submission"),
+        (b'{"submission": {}, "sig": "' + b"A" * 101 + b'", "body": {}}', "application/json", "sig"),
+        (b'{"submission": {}, "sig": "x", "body": {}, "extra": 1}', "application/json", "extra"),
+        (b'{"submission": {}}', "application/json", "body"),
+        (b'{"submission": {}, "sig": "x", "body": {}}', "text/plain", "body"),
+    ],
+)
+def test_malformed_posts_of_records_get_problem_details_and_change_nothing(api, devices, payload, content_type,
+                                                                           field):
+    token = token_for(api.cell, "il/device-1", ["read", "write"])
+    before = _tree_size(api)
+    response = api.post("/api/v1/records", content=payload,
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_request" and field in problem["detail"]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert _tree_size(api) == before
+
+
+def test_a_body_that_is_not_utf8_is_refused(api, devices):
+    token = token_for(api.cell, "il/device-1", ["read", "write"])
+    response = api.post("/api/v1/records", content=b'{"submission": {}, "sig": "\xff", "body": {}}',
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["code"] == "http_error"
+
+
+def test_a_disabled_members_token_posts_nothing(api, devices):
+    from tests.test_api_auth import login
+
+    token = token_for(api.cell, "il/device-1", ["read", "write"])
+    headers = {"Authorization": f"Bearer {token}"}
+    submission, sig = devices["IL"].submit(kind="test.note", body={"text": "first"}, audience=["IL", "SY", "US"],
+                                           created="2026-11-22T10:00:00.000Z")
+    response = api.post("/api/v1/records", headers=headers, json={"submission": submission, "sig": sig,
+                                                                   "body": {"text": "first"}})
+    assert response.status_code == 201  # the token is now in the server's short-lived cache
+    admin = api.__class__(api.app)
+    csrf = login(admin, "il/admin").json()["csrf_token"]
+    assert admin.post("/api/v1/members/il/device-1/disable", json={"reason": "device lost"},
+                      headers={"X-CSRF-Token": csrf}).status_code == 200
+    before = _tree_size(api)
+    submission, sig = devices["IL"].submit(kind="test.note", body={"text": "after"}, audience=["IL", "SY", "US"],
+                                           created="2026-11-22T10:00:01.000Z")
+    response = api.post("/api/v1/records", headers=headers, json={"submission": submission, "sig": sig,
+                                                                   "body": {"text": "after"}})
+    assert response.status_code == 401 and response.json()["code"] == "unauthenticated"
+    assert _tree_size(api) == before
+
+
+def test_concurrent_posts_are_each_durable_and_answered_once(api, devices):
+    """Many submissions in flight at once share group commits; each gets its own seq, and a refused one
+    (a bad signature) does not take its neighbours with it."""
+    import asyncio
+
+    import httpx
+
+    token = token_for(api.cell, "il/device-1", ["read", "write"])
+    posts = []
+    for i in range(40):
+        body = {"text": f"note {i}"}
+        submission, sig = devices["IL"].submit(kind="test.note", body=body, audience=["IL", "SY", "US"],
+                                               created="2026-11-22T10:00:00.000Z")
+        if i % 10 == 7:
+            sig = sig[:-2] + ("AA" if not sig.endswith("AA") else "BA")
+        posts.append({"submission": submission, "sig": sig, "body": body})
+    before = _tree_size(api)
+
+    async def run():
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            return await asyncio.gather(*(client.post("/api/v1/records", json=p) for p in posts))
+
+    responses = asyncio.run(run())
+    accepted = [r.json() for r in responses if r.status_code == 201]
+    refused = [r.json()["code"] for r in responses if r.status_code != 201]
+    assert len(accepted) == 36 and refused == ["bad_signature"] * 4
+    assert len({a["seq"] for a in accepted}) == 36
+    assert _tree_size(api) == before + 36

@@ -439,7 +439,7 @@ def serve(
     """Serve the cell over HTTP."""
     import uvicorn
 
-    from fusioncell.app import create_app
+    from fusioncell.app import create_app, server_config
     from fusioncell.cell import open_cell
     from fusioncell.deps import Settings
 
@@ -449,7 +449,10 @@ def serve(
         cell = open_cell(data_dir(dir), db_url=db)
     out.print(f"fusioncell serving on http://{host}:{port}/")
     settings = Settings(mbtiles=str(mbtiles) if mbtiles else None, mt_models=str(mt_models) if mt_models else None)
-    uvicorn.run(create_app(cell, settings=settings), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(server_config(create_app(cell, settings=settings), host=host, port=port))
+    server.run()
+    if not server.started:  # as uvicorn.run: the port could not be bound, or the app did not start
+        raise typer.Exit(3)
 
 
 @app.command()
