@@ -1,4 +1,5 @@
-"""The in-memory notice index against brute force, through adds, amendments, cancellations and expiry."""
+"""The in-memory notice index and deconflictor against brute force, through adds, amendments, cancellations and
+expiry, with queries in between (so that the tree, the scan of recent additions and compaction all take part)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import LineString, Point
+from pydantic import TypeAdapter
+from shapely.geometry import LineString, Point, Polygon
 
-from fusioncell.notices.deconflict import NoticeShape, overlaps
-from fusioncell.notices.index import NoticeIndex
+from fusioncell.geo.rules import Rule
+from fusioncell.notices.deconflict import NoticeShape, ZoneShape, check, overlaps
+from fusioncell.notices.index import Deconflictor, NoticeIndex
 
 T0 = datetime(2026, 11, 24, tzinfo=timezone.utc)
 
@@ -17,28 +20,40 @@ coords = st.floats(0, 20000, allow_nan=False)
 shapes = st.one_of(
     st.tuples(coords, coords, st.floats(1, 3000)).map(lambda p: Point(p[0], p[1]).buffer(p[2], 8)),
     st.tuples(coords, coords, coords, coords).map(lambda p: LineString([(p[0], p[1]), (p[2], p[3])])),
+    st.tuples(coords, coords, st.floats(10, 2000)).map(
+        lambda p: Polygon([(p[0], p[1]), (p[0] + p[2], p[1]), (p[0], p[1] + p[2] / 2)])),
 )
 windows = st.tuples(st.integers(0, 48), st.integers(1, 12))
+# (delta_max, compact_min): rebuild the tree at every query, now and then, or never in a test
+tunings = st.sampled_from([(0, 0), (3, 2), (4096, 4096)])
 
 
-def shape_of(seq, geom, window):
+def shape_of(seq, geom, window, party="IL", composition=None, altitude=None):
     start = T0 + timedelta(hours=window[0])
-    return NoticeShape(seq, "IL", "patrol", start, start + timedelta(hours=window[1]), geom)
+    return NoticeShape(seq, party, "patrol" if altitude is None else "flight", start,
+                       start + timedelta(hours=window[1]), geom, composition or {}, None, altitude)
 
 
 operations = st.lists(st.one_of(
     st.tuples(st.just("add"), st.integers(0, 30), shapes, windows),
     st.tuples(st.just("remove"), st.integers(0, 30)),
     st.tuples(st.just("expire"), st.integers(0, 60)),
+    st.tuples(st.just("query"), shapes, windows, st.floats(0, 5000)),
 ), max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
-@given(operations, st.lists(st.tuples(shapes, windows, st.floats(0, 5000)), min_size=1, max_size=5),
-       st.sampled_from([500.0, 2000.0, 7000.0]))
-def test_index_answers_as_brute_force_does(ops, queries, cell_m):
-    index = NoticeIndex(cell_m=cell_m)
+@settings(max_examples=200, deadline=None)
+@given(operations, st.lists(st.tuples(shapes, windows, st.floats(0, 5000)), min_size=1, max_size=5), tunings)
+def test_index_answers_as_brute_force_does(ops, queries, tuning):
+    index = NoticeIndex(delta_max=tuning[0], compact_min=tuning[1])
     truth: dict[int, NoticeShape] = {}
+
+    def same_as_truth(geom, window, distance):
+        probe = shape_of(-1, geom, window)
+        expected = [n.seq for _s, n in sorted(truth.items())
+                    if overlaps(n.start, n.end, probe.start, probe.end) and n.geom.distance(geom) <= distance]
+        assert [n.seq for n in index.near(geom, probe.start, probe.end, distance)] == expected
+
     for op in ops:
         if op[0] == "add":  # a new notice, or an amendment of an existing one
             notice = shape_of(op[1], op[2], op[3])
@@ -47,44 +62,124 @@ def test_index_answers_as_brute_force_does(ops, queries, cell_m):
         elif op[0] == "remove":
             index.remove(op[1])
             truth.pop(op[1], None)
-        else:
+        elif op[0] == "expire":
             now = T0 + timedelta(hours=op[1])
             index.expire(now)
             truth = {s: n for s, n in truth.items() if n.end > now}
+        else:
+            same_as_truth(*op[1:])
     assert len(index) == len(truth)
+    assert [n.seq for n in index.all()] == sorted(truth)
     for geom, window, distance in queries:
-        probe = shape_of(-1, geom, window)
-        expected = [n.seq for _s, n in sorted(truth.items())
-                    if overlaps(n.start, n.end, probe.start, probe.end) and n.geom.distance(geom) <= distance]
-        assert [n.seq for n in index.near(geom, probe.start, probe.end, distance)] == expected
+        same_as_truth(geom, window, distance)
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(shapes, windows, st.sampled_from(["IL", "SY"]), st.integers(0, 60)), max_size=25),
-       st.lists(st.tuples(coords, coords, st.floats(500, 6000)), max_size=4), shapes, windows,
-       st.sampled_from(["IL", "SY"]))
-def test_deconflictor_finds_what_the_full_check_finds(existing, zone_specs, geom, window, party):
-    """The indexed check gives the same findings as checking against every zone and every notice."""
-    from pydantic import TypeAdapter
+RULES = TypeAdapter(list[Rule]).validate_python
+rule_sets = st.sampled_from([
+    [{"type": "max_count", "category": "tanks", "max": 50}, {"type": "min_distance", "metres": 2500}],
+    [{"type": "max_count", "category": "troops", "max": 30}],
+    [{"type": "max_count", "category": "tanks", "max": 0}, {"type": "min_notice", "hours": 12}],
+    [{"type": "no_presence", "parties": ["SY"]}, {"type": "min_distance", "metres": 4000}],
+])
+zone_specs = st.lists(st.tuples(coords, coords, st.floats(500, 6000), rule_sets, st.integers(-2, 40),
+                                st.one_of(st.none(), st.integers(1, 60))), max_size=4)
+notice_specs = st.tuples(shapes, windows, st.sampled_from(["IL", "SY", "US"]), st.integers(0, 60), st.integers(0, 40),
+                         st.one_of(st.none(), st.tuples(st.integers(0, 3000), st.integers(0, 3000))))
+deconflictor_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 25), notice_specs),
+    st.tuples(st.just("remove"), st.integers(0, 25)),
+    st.tuples(st.just("expire"), st.integers(0, 60)),
+    st.tuples(st.just("check"), notice_specs, st.integers(0, 60)),
+), max_size=40)
 
-    from fusioncell.geo.rules import Rule
-    from fusioncell.notices.deconflict import ZoneShape, check
-    from fusioncell.notices.index import Deconflictor
 
-    rules = TypeAdapter(list[Rule]).validate_python([
-        {"type": "max_count", "category": "tanks", "max": 50}, {"type": "min_distance", "metres": 2500}])
-    zones = [ZoneShape(f"z{i}", Point(x, y).buffer(r, 8), rules, T0 - timedelta(days=1), None)
-             for i, (x, y, r) in enumerate(zone_specs)]
-    others = []
-    for seq, (g, w, p, tanks) in enumerate(existing):
-        start = T0 + timedelta(hours=w[0])
-        others.append(NoticeShape(seq, p, "exercise", start, start + timedelta(hours=w[1]), g, {"tanks": tanks}))
-    start = T0 + timedelta(hours=window[0])
-    notice = NoticeShape(999, party, "exercise", start, start + timedelta(hours=window[1]), geom, {"tanks": 20})
-    fast = Deconflictor(cell_m=3000)
+def notice_of(seq, spec):
+    geom, window, party, tanks, troops, band = spec
+    altitude = None if band is None else (min(band), max(band))
+    return shape_of(seq, geom, window, party, {"tanks": tanks, "troops": troops}, altitude)
+
+
+@settings(max_examples=150, deadline=None)
+@given(deconflictor_ops, zone_specs, tunings, st.booleans())
+def test_deconflictor_finds_what_the_full_check_finds(ops, zone_specs, tuning, zones_first):
+    """The indexed check gives the same findings as checking against every zone and every active notice,
+    as notices are added, amended, cancelled and expire."""
+    zones = [ZoneShape(f"z{i}", Point(x, y).buffer(r, 8), RULES(rules), T0 + timedelta(hours=start),
+                       None if length is None else T0 + timedelta(hours=start + length))
+             for i, (x, y, r, rules, start, length) in enumerate(zone_specs)]
+    fast = Deconflictor(delta_max=tuning[0], compact_min=tuning[1])
+    truth: dict[int, NoticeShape] = {}
+    if zones_first:
+        fast.set_zones(zones)
+    filed = T0 - timedelta(hours=6)
+    for i, op in enumerate(ops):
+        if op[0] == "add":
+            truth[op[1]] = notice_of(op[1], op[2])
+            fast.add(truth[op[1]])
+        elif op[0] == "remove":
+            fast.remove(op[1])
+            truth.pop(op[1], None)
+        elif op[0] == "expire":
+            now = T0 + timedelta(hours=op[1])
+            fast.expire(now)
+            truth = {s: n for s, n in truth.items() if n.end > now}
+        else:
+            if i < len(ops) // 2 and not zones_first:
+                continue  # zones come in later, over the notices already there
+            if not fast.zones and zones:
+                fast.set_zones(zones)
+            if op[2] in truth:  # an amendment: the server puts the new version in the index, then checks it
+                notice = truth[op[2]] = notice_of(op[2], op[1])
+                fast.add(notice)
+            else:  # a notice not in the index
+                notice = notice_of(1000 + i, op[1])
+            others = [n for n in truth.values() if n.seq != notice.seq]
+            expected = check(notice, zones=zones, others=others, filed_at=filed, min_notice_hours=6)
+            found = fast.check(notice, filed_at=filed, min_notice_hours=6)
+            assert sorted(map(repr, found)) == sorted(map(repr, expected))
+    if not fast.zones:
+        fast.set_zones(zones)
+    for seq, notice in sorted(truth.items()):  # every active notice checked again, as it stands
+        others = [n for n in truth.values() if n.seq != seq]
+        expected = check(notice, zones=zones, others=others, filed_at=filed)
+        assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected)), seq
+
+
+small = st.tuples(st.floats(0, 4000), st.floats(0, 4000), st.floats(1, 1500)).map(
+    lambda p: Point(p[0], p[1]).buffer(p[2], 8))
+crowd = st.tuples(small, st.tuples(st.integers(0, 6), st.integers(1, 12)), st.sampled_from(["IL", "SY"]),
+                  st.integers(0, 30), st.integers(0, 40), st.none())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(crowd, min_size=1, max_size=30), st.data(), st.sampled_from([(0, 0), (2, 1), (4096, 4096)]))
+def test_deconflictor_after_most_notices_leave(notices, data, tuning):
+    """Crowded zones, most notices cancelled, expired or amended, then checks: dead slots must not count, and
+    compaction (when the dead outnumber the live) must carry each zone's notices to their new slots."""
+    zones = [ZoneShape(f"z{i}", Point(x, y).buffer(r, 8), RULES(rules), T0 - timedelta(days=1), None)
+             for i, (x, y, r, rules) in enumerate([(1000, 1000, 2500, [{"type": "max_count", "category": "tanks",
+                                                                        "max": 40}]),
+                                                   (3000, 3000, 2000, [{"type": "max_count", "category": "troops",
+                                                                        "max": 50}])])]
+    fast = Deconflictor(delta_max=tuning[0], compact_min=tuning[1])
     fast.set_zones(zones)
-    for other in others:
-        fast.add(other)
-    filed = T0 - timedelta(days=3)
-    expected = check(notice, zones=zones, others=others, filed_at=filed)
-    assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected))
+    truth = {}
+    for seq, spec in enumerate(notices):
+        truth[seq] = notice_of(seq, spec)
+        fast.add(truth[seq])
+    for seq in data.draw(st.lists(st.sampled_from(sorted(truth)), unique=True)):
+        action = data.draw(st.sampled_from(["cancel", "amend"]))
+        if action == "cancel":
+            fast.remove(seq)
+            del truth[seq]
+        else:
+            truth[seq] = notice_of(seq, data.draw(crowd))
+            fast.add(truth[seq])
+    now = T0 + timedelta(hours=data.draw(st.integers(0, 10)))
+    fast.expire(now)
+    truth = {s: n for s, n in truth.items() if n.end > now}
+    filed = T0 - timedelta(hours=6)
+    for spec in data.draw(st.lists(crowd, min_size=1, max_size=3)):
+        notice = notice_of(1000, spec)
+        expected = check(notice, zones=zones, others=list(truth.values()), filed_at=filed)
+        assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected))

@@ -58,34 +58,58 @@ def _altitudes_meet(a: NoticeShape, b: NoticeShape) -> bool:
     return a.altitude[0] <= b.altitude[1] and b.altitude[0] <= a.altitude[1]
 
 
+def separation_m(touched: list[ZoneShape]) -> float:
+    """The distance other parties' notices must keep: the cell's default, or a touched zone's min_distance."""
+    return max([DEFAULT_SEPARATION_M] + [d for z in touched if (d := zone_rules.min_distance(z.rules))])
+
+
 def check(notice: NoticeShape, *, zones: list[ZoneShape], others: list[NoticeShape], filed_at: datetime,
           min_notice_hours: float = 0.0) -> list[Finding]:
     """Every finding for a notice: zone rules it would break (limits summed over the same party's concurrent
     notices in the zone), conflicts with other parties' notices, and a notice period too short."""
-    findings: list[Finding] = []
-    hours = (notice.start - filed_at).total_seconds() / 3600
     active = [z for z in zones if z.valid_from < notice.end and (z.valid_until is None or notice.start < z.valid_until)]
     touched = [z for z in active if z.geom.intersects(notice.geom)]
     concurrent = [o for o in others if o.party == notice.party and o.seq != notice.seq
                   and overlaps(o.start, o.end, notice.start, notice.end)]
-    for zone in touched:
-        in_zone = [o.composition for o in concurrent if zone.geom.intersects(o.geom)]
+    in_zones = [(zone, [o.composition for o in concurrent if zone.geom.intersects(o.geom)]) for zone in touched]
+    near = [(other.seq, other.party, notice.geom.distance(other.geom)) for other in others
+            if other.party != notice.party and overlaps(other.start, other.end, notice.start, notice.end)
+            and _altitudes_meet(notice, other)]
+    return findings(notice, touched=in_zones, near=near, filed_at=filed_at, min_notice_hours=min_notice_hours)
+
+
+def findings(notice: NoticeShape, *, touched: list[tuple[ZoneShape, list[dict[str, int]]]],
+             near: list[tuple[int, str, float]], filed_at: datetime, min_notice_hours: float = 0.0) -> list[Finding]:
+    """The findings, once the searching is done (by `check` over everything, or by an index): `touched`, the
+    zones in effect that the notice intersects, each with the compositions of the party's other notices in it
+    at overlapping times (only their sum matters); `near`, other parties' notices overlapping in time and
+    altitude, as (seq, party, distance in metres), at least those closer than the separation."""
+    found: list[Finding] = []
+    hours = (notice.start - filed_at).total_seconds() / 3600
+    for zone, in_zone in touched:
         for breach in zone_rules.evaluate(zone.rules, party=notice.party, activity=notice.activity,
                                           composition=notice.composition, calibre_mm=notice.calibre_mm,
                                           notice_hours=hours, concurrent=in_zone):
             kind = "notice_period" if breach.rule == "min_notice" else "rule"
-            findings.append(Finding(kind, breach.detail, zone=zone.id))
-    if hours < min_notice_hours and not any(f.type == "notice_period" for f in findings):
-        findings.append(Finding("notice_period", f"notified {hours:.1f} h ahead; the cell needs {min_notice_hours:g} h"))
-    separation = max([DEFAULT_SEPARATION_M] + [d for z in touched if (d := zone_rules.min_distance(z.rules))])
-    for other in others:
-        if other.party == notice.party or not overlaps(other.start, other.end, notice.start, notice.end):
-            continue
-        if not _altitudes_meet(notice, other):
-            continue
-        distance = notice.geom.distance(other.geom)
+            found.append(Finding(kind, breach.detail, zone=zone.id))
+    if hours < min_notice_hours and not any(f.type == "notice_period" for f in found):
+        found.append(Finding("notice_period", f"notified {hours:.1f} h ahead; the cell needs {min_notice_hours:g} h"))
+    separation = separation_m([zone for zone, _ in touched])
+    tail = f" at overlapping times (separation {separation:,.0f} m)"
+    for seq, party, distance in near:
         if distance < separation:
-            findings.append(Finding("conflict", f"within {distance:,.0f} m of notice {other.seq} of {other.party} "
-                                                f"at overlapping times (separation {separation:,.0f} m)",
-                                    other=other.seq, distance_m=round(distance, 1)))
-    return findings
+            found.append(_conflict(f"within {distance:,.0f} m of notice {seq} of {party}{tail}", seq,
+                                   round(distance, 1)))
+    return found
+
+
+_new = object.__new__
+
+
+def _conflict(detail: str, other: int, distance_m: float) -> Finding:
+    """Finding("conflict", detail, other=other, distance_m=distance_m), made without the frozen dataclass's
+    __init__ (one object.__setattr__ per field): a busy notice has hundreds of conflicts. Same fields, in the
+    same order, so equality, repr and as_json are those of the constructor's."""
+    finding = _new(Finding)
+    finding.__dict__.update(type="conflict", detail=detail, zone=None, other=other, distance_m=distance_m)
+    return finding
