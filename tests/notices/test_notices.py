@@ -142,7 +142,7 @@ def test_demo_zones_are_illustrative_on_the_map_and_the_proposal_is_not_in_effec
     assert found["zones"]["illustrative"] and found["proposals"]["illustrative"]
     assert all(f["properties"]["illustrative"] for f in found["zones"]["data"]["features"])
     assert [f["properties"]["signed_by"] for f in found["proposals"]["data"]["features"]] == [["IL"]]
-    assert len(found["notices"]["data"]["features"]) == 3
+    assert len(found["notices"]["data"]["features"]) == 4  # three for tomorrow, one notified late (now)
     cell.close()
 
 
