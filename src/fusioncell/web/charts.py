@@ -6,8 +6,8 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 
 ROW = 26  # height of one horizontal bar's row
-LABEL = 260  # width kept for the labels of horizontal bars
-WIDTH = 640
+LABEL = 200  # width kept for the labels of horizontal bars
+WIDTH = 480
 
 
 def _nice_max(value: int) -> int:
@@ -65,5 +65,5 @@ def _vertical(data: list[tuple[str, int]], top: int) -> Markup:
     return Markup("".join(parts))
 
 
-def _clip(text: str, size: int = 34) -> str:
+def _clip(text: str, size: int = 28) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
