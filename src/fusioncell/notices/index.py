@@ -250,7 +250,7 @@ class NoticeIndex:
             found = np.empty(len(slots))
             point = self.point[slots]
             if point.any():
-                (x, y), xy = geom.coords[0], self.xy[slots[point]]
+                (x, y, _, _), xy = geom.bounds, self.xy[slots[point]]
                 dx, dy = x - xy[:, 0], y - xy[:, 1]
                 found[point] = np.sqrt(dx * dx + dy * dy)
             if not point.all():
@@ -510,7 +510,11 @@ class Deconflictor:
         x0, y0, x1, y1 = geom.bounds
         slots = index.candidates((x0 - r, y0 - r, x1 + r, y1 + r), separation, but=party)
         slots = slots[(index.start[slots] < end) & (index.end[slots] > start)]  # the most selective first
-        slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low) & (index.seq[slots] != notice.seq)]
+        if notice.altitude is None:  # a ground activity meets every band
+            slots = slots[index.seq[slots] != notice.seq]
+        else:
+            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
+                          & (index.seq[slots] != notice.seq)]
         if not len(slots):
             return []
         # No closer than the distance between circles holding them: exact distances only for the rest.
