@@ -13,7 +13,13 @@ from pyproj import Geod
 from shapely.geometry import Point, Polygon
 
 from fusioncell.geo.rules import Rule
-from fusioncell.notices.deconflict import NoticeShape, ZoneShape, check, distance_m, meets
+from fusioncell.notices.deconflict import (
+    NoticeShape,
+    ZoneShape,
+    check,
+    distance_m,
+    meets,
+)
 from fusioncell.notices.geometry import project, utm_zone, widened
 
 RULES = TypeAdapter(list[Rule])
