@@ -2,11 +2,13 @@
 (`notices.index.Deconflictor.check`), next to the same query done by PostGIS (GiST indexes) in the same run.
 
 Data (synthetic, seeded): zones and notices in an area like the Golan heights (lon 35.6-36.4, lat 32.6-33.5),
-as GeoJSON in WGS84, projected once with `notices.geometry.project` to UTM 36N metres (EPSG:32636).
+as GeoJSON in WGS84, projected once with `notices.geometry.widened` to UTM 36N metres (EPSG:32636). A point
+with a radius is a disc (its centre and its radius, never a polygon), as everywhere in fusioncell: distances to
+it are exact (`deconflict.distance_m`), and it meets a zone when its centre is within its radius of it.
   * zones: star-shaped polygons 2-12 km across (85 %) and strips 2-5 km wide, 10-40 km long (15 %), each with
     1-4 rules (max_count, banned, min_distance, no_presence, min_notice; validated with TypeAdapter(list[Rule]));
     most valid throughout, some starting or ending within the two weeks;
-  * notices: points with a radius of 100 m-5 km (50 %), short lines of 0.5-8 km (30 %), small polygons of
+  * notices: discs, points with a radius of 100 m-5 km (50 %), short lines of 0.5-8 km (30 %), small polygons of
     200 m-2 km (20 %), two thirds spread over the area, one third around 30 hot spots; time windows of 1-72 h
     starting within ~2 weeks; parties IL and SY; activities with their compositions (troops, tanks,
     artillery with a calibre, aircraft and drones with altitudes for flights, none for humanitarian convoys).
@@ -17,14 +19,20 @@ repetitions' figures, min..max shown for the rates; a path repeats only while it
 budget, --budget, and a first repetition longer than the budget stops there (after the agreement sample), so
 that a slow path does not make the run last for ever: "checks timed" says how many ran, e.g. "2,000 x 3"):
   1. build: the Deconflictor (add every notice, then set_zones), timed, with the growth of the process's RSS;
+     then gc.freeze(), as a server does once it has loaded: the objects of the build (and of the scenario) are
+     left out of the collector's later full passes, which would otherwise walk them all during a check;
   2. in-memory: `Deconflictor.check(notice, filed_at, min_notice_hours)` for each new notice: p50/p99 latency,
      sustained checks/s (new notices / loop time), mean findings per check;
   3. PostGIS baseline (PostgreSQL on 127.0.0.1, psycopg 3, one prepared statement, one round trip per check):
-     zones (GiST on geometry) intersecting the notice and active in its window; other parties' notices
-     overlapping in time (tstzrange &&) within the separation (ST_DWithin, index-assisted; separation =
-     max(1,000 m, the touched zones' min_distance) computed in the same statement; altitude bands for flights);
-     and, per touched zone, the count and summed composition of the same party's concurrent notices in it (for
-     the max_count limits). Notices carry a GiST index on (geometry, tstzrange) and one on the tstzrange.
+     notices stored as their shape (a disc as its centre) and a radius column, as in memory. Zones (GiST on
+     geometry) that the notice meets (ST_DWithin(zone, shape, radius), ST_Intersects without a radius) and
+     active in its window; other parties' notices overlapping in time (tstzrange &&) within the separation:
+     ST_DWithin(shape, other, separation + r + r_other), at ST_Distance(shape, other) - r - r_other, found
+     through a GiST index on (ST_Expand(geom, radius), tstzrange) with ST_Expand(other, radius) &&
+     ST_Expand(shape, separation + r) (separation = max(1,000 m, the touched zones' min_distance) computed in
+     the same statement; altitude bands for flights); and, per touched zone, the count and summed composition of
+     the same party's concurrent notices that meet it (for the max_count limits), through the same index. A
+     second GiST index on the tstzrange.
      Reported: the query alone (what the target compares with), and, for information, the query plus the
      rule evaluation in Python on its rows (zone_rules.evaluate, the findings as `deconflict.check` makes them).
   4. agreement on a sample: in-memory findings against the PostGIS-derived ones: zones touched (brute force
@@ -73,8 +81,9 @@ from fusioncell.notices.deconflict import (
     Finding,
     NoticeShape,
     ZoneShape,
+    meets,
 )
-from fusioncell.notices.geometry import project
+from fusioncell.notices.geometry import project, widened
 from fusioncell.notices.index import Deconflictor
 
 AREA = (35.6, 32.6, 36.4, 33.5)  # lon0, lat0, lon1, lat1
@@ -230,7 +239,7 @@ def _notice_geojson(rng: random.Random, hotspots: list[tuple[float, float]]) -> 
     return _star(rng, lon, lat, rng.uniform(0.1, 1.0), rng.randint(4, 7))
 
 
-GEOJSON_KINDS: dict[str, int] = {}  # what the notices were drawn as (before projection and buffering)
+GEOJSON_KINDS: dict[str, int] = {}  # what the notices were drawn as
 
 
 def make_notice(rng: random.Random, seq: int, hotspots: list[tuple[float, float]], *, new: bool) -> NoticeShape:
@@ -250,8 +259,9 @@ def make_notice(rng: random.Random, seq: int, hotspots: list[tuple[float, float]
     if not new:
         kind = "Point+radius" if "radius_m" in geojson else geojson["type"]
         GEOJSON_KINDS[kind] = GEOJSON_KINDS.get(kind, 0) + 1
-    return NoticeShape(seq, rng.choice(("IL", "SY")), activity, start, start + duration, project(geojson, UTM), comp,
-                       calibre, altitude)
+    geom, radius = widened(geojson, UTM)
+    return NoticeShape(seq, rng.choice(("IL", "SY")), activity, start, start + duration, geom, comp, calibre, altitude,
+                       radius)
 
 
 @dataclass
@@ -346,6 +356,7 @@ def build_deconflictor(scenario: Scenario) -> tuple[Deconflictor, dict[str, floa
     dec.set_zones(scenario.zones)
     done = time.perf_counter()
     gc.collect()
+    gc.freeze()  # what a server does once loaded: the build's objects stay out of later full collections
     return dec, {"add": added - start, "zones": done - added, "rss": rss_mb() - rss0}
 
 
@@ -373,17 +384,20 @@ def run_memory(dec: Deconflictor, probes: list[NoticeShape], keep: set[int] = fr
 
 PG_QUERY = """
 WITH q AS MATERIALIZED (
-    SELECT ST_GeomFromWKB(%(g)s::bytea, 32636) AS g, tstzrange(%(s)s::timestamptz, %(e)s::timestamptz) AS w
+    SELECT ST_GeomFromWKB(%(g)s::bytea, 32636) AS g, %(r)s::float8 AS r,
+           tstzrange(%(s)s::timestamptz, %(e)s::timestamptz) AS w
 ), touched AS MATERIALIZED (
     SELECT z.id, z.geom, z.min_distance_m, q.w FROM zones z, q
-    WHERE ST_Intersects(z.geom, q.g) AND z.valid_from < %(e)s::timestamptz
-      AND (z.valid_until IS NULL OR z.valid_until > %(s)s::timestamptz)
+    WHERE z.geom && ST_Expand(q.g, q.r)
+      AND CASE WHEN q.r > 0 THEN ST_DWithin(z.geom, q.g, q.r) ELSE ST_Intersects(z.geom, q.g) END
+      AND z.valid_from < %(e)s::timestamptz AND (z.valid_until IS NULL OR z.valid_until > %(s)s::timestamptz)
 ), sep AS (
     SELECT GREATEST(%(sep)s::float8, max(min_distance_m)) AS d FROM touched
 ), same AS (
     SELECT t.id, count(*) AS n, sum(n.troops) AS troops, sum(n.tanks) AS tanks, sum(n.artillery) AS artillery,
            sum(n.air_defence) AS air_defence, sum(n.aircraft) AS aircraft, sum(n.drones) AS drones
-    FROM touched t JOIN notices n ON ST_Intersects(n.geom, t.geom) AND n.win && t.w
+    FROM touched t JOIN notices n ON ST_Expand(n.geom, n.radius) && t.geom AND n.win && t.w
+      AND CASE WHEN n.radius > 0 THEN ST_DWithin(t.geom, n.geom, n.radius) ELSE ST_Intersects(t.geom, n.geom) END
     WHERE n.party = %(p)s
     GROUP BY t.id
 )
@@ -391,9 +405,11 @@ SELECT 'z' AS kind, t.id AS zone, NULL::int AS seq, NULL::float8 AS dist, s.n, s
        s.air_defence, s.aircraft, s.drones
 FROM touched t LEFT JOIN same s ON s.id = t.id
 UNION ALL
-SELECT 'c', n.party, n.seq, ST_Distance(n.geom, q.g), NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'c', n.party, n.seq, GREATEST(0, ST_Distance(n.geom, q.g) - q.r - n.radius),
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM notices n, q, sep
-WHERE n.party <> %(p)s AND n.win && q.w AND ST_DWithin(n.geom, q.g, sep.d)
+WHERE n.party <> %(p)s AND n.win && q.w AND ST_Expand(n.geom, n.radius) && ST_Expand(q.g, sep.d + q.r)
+  AND ST_DWithin(n.geom, q.g, sep.d + q.r + n.radius)
   AND (n.alt_min IS NULL OR %(amin)s::float8 IS NULL OR (n.alt_min <= %(amax)s::float8 AND %(amin)s::float8 <= n.alt_max))
 """
 
@@ -433,7 +449,7 @@ class PostGIS:
         conn.execute(f"""CREATE TABLE notices (seq int PRIMARY KEY, party text NOT NULL, win tstzrange NOT NULL,
                          alt_min float8, alt_max float8, troops int NOT NULL, tanks int NOT NULL,
                          artillery int NOT NULL, air_defence int NOT NULL, aircraft int NOT NULL,
-                         drones int NOT NULL, geom geometry(Geometry, {SRID}) NOT NULL)""")
+                         drones int NOT NULL, geom geometry(Geometry, {SRID}) NOT NULL, radius float8 NOT NULL)""")
         zone_wkb = shapely.to_wkb(shapely.set_srid([z.geom for z in scenario.zones], SRID), hex=True,
                                   include_srid=True)
         notice_wkb = shapely.to_wkb(shapely.set_srid([n.geom for n in scenario.notices], SRID), hex=True,
@@ -443,14 +459,14 @@ class PostGIS:
                 for z, wkb in zip(scenario.zones, zone_wkb, strict=True):
                     copy.write_row((z.id, wkb, z.valid_from, z.valid_until, zone_rules.min_distance(z.rules)))
             with cur.copy("COPY notices (seq, party, win, alt_min, alt_max, troops, tanks, artillery, air_defence, "
-                          "aircraft, drones, geom) FROM STDIN") as copy:
+                          "aircraft, drones, geom, radius) FROM STDIN") as copy:
                 for n, wkb in zip(scenario.notices, notice_wkb, strict=True):
                     alt = n.altitude or (None, None)
                     copy.write_row((n.seq, n.party, f"[{n.start.isoformat()},{n.end.isoformat()})", alt[0], alt[1],
-                                    *(n.composition.get(c, 0) for c in CATEGORIES), wkb))
+                                    *(n.composition.get(c, 0) for c in CATEGORIES), wkb, n.radius_m))
         loaded = time.perf_counter()
         conn.execute("CREATE INDEX zones_geom ON zones USING gist (geom)")
-        conn.execute("CREATE INDEX notices_geom_win ON notices USING gist (geom, win)")
+        conn.execute("CREATE INDEX notices_box_win ON notices USING gist (ST_Expand(geom, radius), win)")
         conn.execute("CREATE INDEX notices_win ON notices USING gist (win)")
         conn.execute("ANALYZE zones")
         conn.execute("ANALYZE notices")
@@ -463,7 +479,7 @@ class PostGIS:
 
 def params(probe: NoticeShape) -> dict[str, Any]:
     alt = probe.altitude or (None, None)
-    return {"g": shapely.to_wkb(probe.geom), "s": probe.start, "e": probe.end, "p": probe.party,
+    return {"g": shapely.to_wkb(probe.geom), "r": probe.radius_m, "s": probe.start, "e": probe.end, "p": probe.party,
             "sep": DEFAULT_SEPARATION_M, "amin": alt[0], "amax": alt[1]}
 
 
@@ -545,9 +561,9 @@ def run_pg(pg: PostGIS, probes: list[NoticeShape], rules_of: dict[str, list[Any]
 # -- agreement -------------------------------------------------------------------------------------------------
 
 def touched_reference(zones: list[ZoneShape], probe: NoticeShape) -> set[str]:
-    """The zones `deconflict.check` counts as touched (active in the window, intersecting), by brute force."""
+    """The zones `deconflict.check` counts as touched (active in the window, met), by brute force."""
     return {z.id for z in zones if z.valid_from < probe.end and (z.valid_until is None or probe.start < z.valid_until)
-            and z.geom.intersects(probe.geom)}
+            and meets(z.geom, probe.geom, probe.radius_m)}
 
 
 def agreement(scenario: Scenario, sample: list[tuple[NoticeShape, list[Finding], list[tuple]]],

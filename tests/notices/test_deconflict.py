@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,10 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from pyproj import Geod
+from shapely.geometry import Point, Polygon
 
 from fusioncell.geo.rules import Rule
-from fusioncell.notices.deconflict import NoticeShape, ZoneShape, check
-from fusioncell.notices.geometry import project, utm_zone
+from fusioncell.notices.deconflict import (
+    NoticeShape,
+    ZoneShape,
+    check,
+    distance_m,
+    meets,
+)
+from fusioncell.notices.geometry import project, utm_zone, widened
 
 RULES = TypeAdapter(list[Rule])
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
@@ -24,8 +32,9 @@ ZONE = {"type": "Polygon", "coordinates": [[[35.80, 33.40], [35.89, 33.40], [35.
 def notice(seq, party, point, *, radius=300, hours=(0, 2), composition=None, activity="patrol", altitude=None,
            calibre=None):
     geometry = {"type": "Point", "coordinates": list(point), "radius_m": radius}
+    geom, radius = widened(geometry, UTM)
     return NoticeShape(seq, party, activity, T0 + timedelta(hours=hours[0]), T0 + timedelta(hours=hours[1]),
-                       project(geometry, UTM), composition or {}, calibre, altitude)
+                       geom, composition or {}, calibre, altitude, radius)
 
 
 def zone(rules, **kw):
@@ -101,3 +110,30 @@ def test_projected_distance_matches_the_ellipsoid(lon1, lat1, lon2, lat2):
     b = project({"type": "Point", "coordinates": [lon2, lat2]}, UTM)
     geodesic = Geod(ellps="WGS84").inv(lon1, lat1, lon2, lat2)[2]
     assert a.distance(b) == pytest.approx(geodesic, rel=0.005, abs=1.0)
+
+
+def test_a_point_with_a_radius_is_a_disc_exactly():
+    """Distances to a notice given as a point and a radius are those of the circle, not of a polygon drawn
+    round it; a disc meets a zone when its centre comes within its radius of the zone."""
+    a = notice(1, "IL", (35.86, 33.17), radius=500)
+    b = notice(2, "SY", (35.875, 33.17), radius=700)  # centres about 1.4 km apart
+    assert a.geom.geom_type == b.geom.geom_type == "Point"
+    gap = a.geom.distance(b.geom) - 1200
+    assert distance_m(a.geom, a.radius_m, b.geom, b.radius_m) == pytest.approx(gap, abs=1e-9)
+    [conflict] = check(b, zones=[], others=[a], filed_at=FILED)
+    assert conflict.distance_m == round(gap, 1) and 0 < gap < 1000
+    overlapping = notice(3, "SY", (35.865, 33.17), radius=800)
+    assert distance_m(a.geom, a.radius_m, overlapping.geom, overlapping.radius_m) == 0.0
+    # Towards the middle of a side of the 64-gon that used to stand for the disc: 400.6 m then, 400 m now.
+    x, y = a.geom.x + 900 * math.cos(math.pi / 64), a.geom.y + 900 * math.sin(math.pi / 64)
+    assert distance_m(a.geom, a.radius_m, Point(x, y), 0.0) == pytest.approx(400, abs=1e-9)
+    # A zone 300 m from the centre: met by a disc of 500 m, not by one of 200 m.
+    cx, cy = a.geom.x, a.geom.y
+    edge = Polygon([(cx + 300, cy - 1000), (cx + 2000, cy - 1000), (cx + 2000, cy + 1000), (cx + 300, cy + 1000)])
+    assert meets(edge, a.geom, 500) and not meets(edge, a.geom, 200)
+    limit = ZoneShape("edge", edge, RULES.validate_python([{"type": "no_presence", "parties": ["IL"]}]),
+                      T0 - timedelta(days=1), None)
+    assert [f.zone for f in check(notice(4, "IL", (35.86, 33.17), radius=500, composition={"troops": 5}),
+                                  zones=[limit], others=[], filed_at=FILED)] == ["edge"]
+    assert check(notice(5, "IL", (35.86, 33.17), radius=200, composition={"troops": 5}), zones=[limit], others=[],
+                 filed_at=FILED) == []

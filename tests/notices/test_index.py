@@ -11,27 +11,38 @@ from pydantic import TypeAdapter
 from shapely.geometry import LineString, Point, Polygon
 
 from fusioncell.geo.rules import Rule
-from fusioncell.notices.deconflict import NoticeShape, ZoneShape, check, overlaps
+from fusioncell.notices.deconflict import (
+    NoticeShape,
+    ZoneShape,
+    check,
+    distance_m,
+    overlaps,
+)
 from fusioncell.notices.index import Deconflictor, NoticeIndex
 
 T0 = datetime(2026, 11, 24, tzinfo=timezone.utc)
 
 coords = st.floats(0, 20000, allow_nan=False)
+# (shape, radius in metres): a notice is the shape widened by the radius (a disc, for a Point)
 shapes = st.one_of(
-    st.tuples(coords, coords, st.floats(1, 3000)).map(lambda p: Point(p[0], p[1]).buffer(p[2], 8)),
-    st.tuples(coords, coords, coords, coords).map(lambda p: LineString([(p[0], p[1]), (p[2], p[3])])),
+    st.tuples(coords, coords, st.floats(1, 3000)).map(lambda p: (Point(p[0], p[1]).buffer(p[2], 8), 0.0)),
+    st.tuples(coords, coords, st.floats(1, 3000)).map(lambda p: (Point(p[0], p[1]), p[2])),
+    st.tuples(coords, coords, st.sampled_from([0.0, 0.0, 250.0])).map(lambda p: (Point(p[0], p[1]), p[2])),
+    st.tuples(coords, coords, coords, coords, st.sampled_from([0.0, 0.0, 400.0])).map(
+        lambda p: (LineString([(p[0], p[1]), (p[2], p[3])]), p[4])),
     st.tuples(coords, coords, st.floats(10, 2000)).map(
-        lambda p: Polygon([(p[0], p[1]), (p[0] + p[2], p[1]), (p[0], p[1] + p[2] / 2)])),
+        lambda p: (Polygon([(p[0], p[1]), (p[0] + p[2], p[1]), (p[0], p[1] + p[2] / 2)]), 0.0)),
 )
 windows = st.tuples(st.integers(0, 48), st.integers(1, 12))
 # (delta_max, compact_min): rebuild the tree at every query, now and then, or never in a test
 tunings = st.sampled_from([(0, 0), (3, 2), (4096, 4096)])
 
 
-def shape_of(seq, geom, window, party="IL", composition=None, altitude=None):
+def shape_of(seq, widened, window, party="IL", composition=None, altitude=None):
+    geom, radius = widened
     start = T0 + timedelta(hours=window[0])
     return NoticeShape(seq, party, "patrol" if altitude is None else "flight", start,
-                       start + timedelta(hours=window[1]), geom, composition or {}, None, altitude)
+                       start + timedelta(hours=window[1]), geom, composition or {}, None, altitude, radius)
 
 
 operations = st.lists(st.one_of(
@@ -48,11 +59,12 @@ def test_index_answers_as_brute_force_does(ops, queries, tuning):
     index = NoticeIndex(delta_max=tuning[0], compact_min=tuning[1])
     truth: dict[int, NoticeShape] = {}
 
-    def same_as_truth(geom, window, distance):
-        probe = shape_of(-1, geom, window)
-        expected = [n.seq for _s, n in sorted(truth.items())
-                    if overlaps(n.start, n.end, probe.start, probe.end) and n.geom.distance(geom) <= distance]
-        assert [n.seq for n in index.near(geom, probe.start, probe.end, distance)] == expected
+    def same_as_truth(widened, window, distance):
+        probe = shape_of(-1, widened, window)
+        expected = [n.seq for _s, n in sorted(truth.items()) if overlaps(n.start, n.end, probe.start, probe.end)
+                    and distance_m(probe.geom, probe.radius_m, n.geom, n.radius_m) <= distance]
+        found = index.near(probe.geom, probe.start, probe.end, distance, probe.radius_m)
+        assert [n.seq for n in found] == expected
 
     for op in ops:
         if op[0] == "add":  # a new notice, or an amendment of an existing one
@@ -145,8 +157,10 @@ def test_deconflictor_finds_what_the_full_check_finds(ops, zone_specs, tuning, z
         assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected)), seq
 
 
-small = st.tuples(st.floats(0, 4000), st.floats(0, 4000), st.floats(1, 1500)).map(
-    lambda p: Point(p[0], p[1]).buffer(p[2], 8))
+small = st.one_of(
+    st.tuples(st.floats(0, 4000), st.floats(0, 4000), st.floats(1, 1500)).map(lambda p: (Point(p[0], p[1]), p[2])),
+    st.tuples(st.floats(0, 4000), st.floats(0, 4000), st.floats(1, 1500)).map(
+        lambda p: (Point(p[0], p[1]).buffer(p[2], 8), 0.0)))
 crowd = st.tuples(small, st.tuples(st.integers(0, 6), st.integers(1, 12)), st.sampled_from(["IL", "SY"]),
                   st.integers(0, 30), st.integers(0, 40), st.none())
 

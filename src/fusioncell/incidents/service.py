@@ -17,7 +17,8 @@ from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.identity.service import Viewer
 from fusioncell.incidents.models import Answer, Incident
-from fusioncell.notices.geometry import checked, project, utm_zone
+from fusioncell.notices.deconflict import distance_m, meets
+from fusioncell.notices.geometry import checked, project, utm_zone, widened
 from fusioncell.notices.models import Notice
 from fusioncell.record import access
 from fusioncell.record.followup import FollowUp
@@ -47,11 +48,11 @@ def links_for(session: Session, *, incident_seq: int) -> dict[str, list[dict[str
     plain = {k: v for k, v in incident.body["geometry"].items() if k != "radius_m"}
     point = shape(plain).representative_point()
     zone_id = utm_zone(point.x, point.y)
-    where = project(incident.body["geometry"], zone_id)
+    where, radius = widened(incident.body["geometry"], zone_id)  # exact for a disc, as deconfliction has it
     start, end = parse_time(incident.start_at), parse_time(incident.end_at) + timedelta(minutes=1)
     zones = []
     for zone in session.execute(select(Zone).where(Zone.effective_seq.is_not(None)).order_by(Zone.id)).scalars():
-        if project(zone.body["geometry"], zone_id).intersects(where):
+        if meets(project(zone.body["geometry"], zone_id), where, radius):
             rules = _RULES.validate_python(zone.body["rules"])
             breaches = [f"no military presence of {incident.responsible} is allowed here" for r in rules
                         if isinstance(r, NoPresence) and incident.responsible in r.parties]
@@ -62,7 +63,7 @@ def links_for(session: Session, *, incident_seq: int) -> dict[str, list[dict[str
                                   .order_by(Notice.seq)).scalars():
         if not (parse_time(notice.start_at) < end and start < parse_time(notice.end_at)):
             continue
-        distance = project(notice.body["geometry"], zone_id).distance(where)
+        distance = distance_m(*widened(notice.body["geometry"], zone_id), where, radius)
         if distance <= NEARBY_M:
             notices.append({"notice": notice.seq, "party": notice.party, "activity": notice.activity,
                             "state": notice.state, "distance_m": round(distance, 1)})

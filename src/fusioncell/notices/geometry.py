@@ -1,5 +1,7 @@
-"""Notice geometry in metres: GeoJSON (WGS84) projected to the UTM zone of the area, so distances and
-buffers are in metres, not degrees. Pure."""
+"""Notice geometry in metres: GeoJSON (WGS84) projected to the UTM zone of the area, so distances are in
+metres, not degrees. A geometry with `radius_m` (a Point, in practice) is every point within that radius of it:
+a disc for a Point. It is kept as the shape and the radius, never as a polygon approximating it, so that
+distances to it are exact (notices.deconflict.distance_m). Pure."""
 
 from __future__ import annotations
 
@@ -26,18 +28,24 @@ def utm_zone(lon: float, lat: float) -> tuple[int, bool]:
 
 
 def project(geometry: dict[str, Any], zone: tuple[int, bool]) -> BaseGeometry:
-    """GeoJSON geometry to shapely in the given UTM zone's metres. A Point may carry a radius in metres."""
-    radius = geometry.get("radius_m")
+    """GeoJSON geometry to shapely in the given UTM zone's metres, without its radius (see `widened`)."""
     plain = {k: v for k, v in geometry.items() if k != "radius_m"}
     transformer = _to_utm(*zone)
 
     def to_metres(coords: np.ndarray) -> np.ndarray:
         return np.column_stack(transformer.transform(coords[:, 0], coords[:, 1]))
 
-    geom = shapely.transform(shape(plain), to_metres)
-    if radius:
-        geom = geom.buffer(float(radius))
-    return geom
+    return shapely.transform(shape(plain), to_metres)
+
+
+def radius_of(geometry: dict[str, Any]) -> float:
+    """The radius in metres around the shape (0 when none is given)."""
+    return float(geometry.get("radius_m") or 0.0)
+
+
+def widened(geometry: dict[str, Any], zone: tuple[int, bool]) -> tuple[BaseGeometry, float]:
+    """The projected shape and the radius around it: a Point with radius_m is a disc (its centre, its radius)."""
+    return project(geometry, zone), radius_of(geometry)
 
 
 def checked(geometry: dict[str, Any], *, repair: bool, max_area_km2: float = 20000.0) -> dict[str, Any]:
@@ -59,12 +67,14 @@ def checked(geometry: dict[str, Any], *, repair: bool, max_area_km2: float = 200
                                code="invalid_geometry")
         plain = {"type": "Polygon", "coordinates": [list(map(list, repaired.exterior.coords))]}
         geometry = {**plain, **({"radius_m": geometry["radius_m"]} if "radius_m" in geometry else {})}
-    lon, lat = geom.representative_point().coords[0]
-    area = project(geometry, utm_zone(lon, lat)).area / 1e6
-    if area > max_area_km2:
-        raise InvalidInput(f"the geometry covers {area:,.0f} km², over the limit of {max_area_km2:,.0f} km²",
-                           code="too_large")
     radius = geometry.get("radius_m")
     if radius is not None and (not isinstance(radius, int | float) or radius <= 0 or radius > 100000):
         raise InvalidInput("radius_m must be a number of metres between 0 and 100,000", code="invalid_geometry")
+    lon, lat = geom.representative_point().coords[0]
+    core, radius = widened(geometry, utm_zone(lon, lat))
+    # A size limit, not a distance: the buffer's polygon is within a fraction of a per cent of the disc's area.
+    area = (core.buffer(radius) if radius > 0 else core).area / 1e6
+    if area > max_area_km2:
+        raise InvalidInput(f"the geometry covers {area:,.0f} km², over the limit of {max_area_km2:,.0f} km²",
+                           code="too_large")
     return geometry

@@ -2,9 +2,12 @@
 new notice against 100,000 active notices in about a millisecond. Pure (numpy and shapely; no database).
 
 Notices live in columns (numpy arrays indexed by a slot: times in integer microseconds, party code, altitude
-band, bounds, composition, a circle holding the shape), so that filters by time, party and altitude run over
-arrays, and exact geometry (GEOS, through shapely) is computed only for the candidates left. Spatial search:
-one shapely STRtree per party over the notices present at its last build, plus a linear scan of the bounds of
+band, bounds, composition, radius, the centre of a disc, a circle holding the notice), so that filters by time,
+party and altitude run over arrays, and exact distances are computed only for the candidates left: between two
+discs in numpy, and where a shape is involved by GEOS (through shapely), one vectorised call per check. A notice
+is its shape widened by its radius, as in `deconflict`: a disc is its centre and its radius. Spatial search:
+one shapely STRtree per party over the (widened) bounds of the notices present at its last build, plus a
+linear scan of the bounds of
 those added since (a few thousand at most; past that the trees are rebuilt at the next query). Removed notices
 are only marked dead; their slots are compacted away once they outnumber the live ones. So adds and removals
 take microseconds, without a rebuild. The findings are those of `deconflict.check` against every zone and
@@ -19,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import shapely
 from shapely import STRtree
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from fusioncell.geo.rules import CATEGORIES
@@ -31,11 +35,14 @@ _MICROSECOND = timedelta(microseconds=1)
 _NEVER = np.iinfo(np.int64).max
 # Added to a search's reach so that rounding in the bounds can never drop a notice the exact distance keeps.
 _SLACK_M = 1.0
+# box: the bounds widened by the radius; disc: the notice's radius_m; point: the shape is a Point (then xy is it);
+# centre, radius: a circle holding the widened notice.
 _COLUMNS = {"seq": (np.int64, 0), "start": (np.int64, 0), "end": (np.int64, 0), "party": (np.int32, -1),
             "alt_lo": (np.float64, 0.0), "alt_hi": (np.float64, 0.0), "box": (np.float64, 0.0),
             "comp": (np.int64, 0), "alive": (np.bool_, False), "geoms": (object, None),
+            "disc": (np.float64, 0.0), "point": (np.bool_, False), "xy": (np.float64, 0.0),
             "centre": (np.float64, 0.0), "radius": (np.float64, 0.0)}
-_WIDTH = {"box": 4, "comp": len(CATEGORIES), "centre": 2}
+_WIDTH = {"box": 4, "comp": len(CATEGORIES), "centre": 2, "xy": 2}
 
 
 def micros(t: datetime) -> int:
@@ -73,6 +80,9 @@ class NoticeIndex:
     comp: np.ndarray
     alive: np.ndarray
     geoms: np.ndarray
+    disc: np.ndarray
+    point: np.ndarray
+    xy: np.ndarray
     centre: np.ndarray
     radius: np.ndarray
 
@@ -128,7 +138,13 @@ class NoticeIndex:
         self.end[slot] = micros(notice.end)
         self.party[slot] = self._parties[notice.party]
         self.alt_lo[slot], self.alt_hi[slot] = _band(notice)
-        self.box[slot] = notice.geom.bounds
+        x0, y0, x1, y1 = notice.geom.bounds
+        r = notice.radius_m
+        self.box[slot] = (x0 - r, y0 - r, x1 + r, y1 + r)
+        self.disc[slot] = r
+        if isinstance(notice.geom, Point):
+            self.point[slot] = True
+            self.xy[slot] = (x0, y0)
         self.comp[slot] = [notice.composition.get(c, 0) for c in CATEGORIES]
         self.alive[slot] = True
         self.geoms[slot] = notice.geom
@@ -169,6 +185,7 @@ class NoticeIndex:
             new = slice(self._circled, self._n)
             live = self.alive[new]
             self.centre[new], self.radius[new] = bounding_circles(np.where(live, self.geoms[new], None))
+            self.radius[new] += self.disc[new]
             self._circled = self._n
 
     def _compact(self) -> None:
@@ -195,7 +212,7 @@ class NoticeIndex:
         self._trees = {}
         for party in np.unique(self.party[slots]).tolist():
             mine = slots[self.party[slots] == party]
-            self._trees[party] = (STRtree(self.geoms[mine]), mine)
+            self._trees[party] = (STRtree(self.boxes(mine)), mine)
         self._base_n = self._n
 
     def candidates(self, bounds: tuple[float, float, float, float], reach: float, *, but: int | None = None
@@ -219,12 +236,40 @@ class NoticeIndex:
         slots = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return slots[self.alive[slots]]
 
-    def near(self, geom: BaseGeometry, start: datetime, end: datetime, distance: float) -> list[NoticeShape]:
-        """Notices overlapping [start, end) in time and within `distance` metres of geom, by seq."""
+    def boxes(self, slots: np.ndarray) -> np.ndarray:
+        """The widened bounds of notices, as rectangles (what the trees hold)."""
+        box = self.box[slots]
+        return shapely.box(box[:, 0], box[:, 1], box[:, 2], box[:, 3])
+
+    def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray) -> np.ndarray:
+        """`deconflict.distance_m` from geom widened by radius to each notice in slots: between two points in
+        numpy (its operations, in its order), otherwise by GEOS, one vectorised call."""
+        if not len(slots):
+            return np.empty(0)
+        if isinstance(geom, Point):
+            found = np.empty(len(slots))
+            point = self.point[slots]
+            if point.any():
+                (x, y, _, _), xy = geom.bounds, self.xy[slots[point]]
+                dx, dy = x - xy[:, 0], y - xy[:, 1]
+                found[point] = np.sqrt(dx * dx + dy * dy)
+            if not point.all():
+                found[~point] = shapely.distance(geom, self.geoms[slots[~point]])
+        else:
+            found = shapely.distance(geom, self.geoms[slots])
+        found -= radius
+        found -= self.disc[slots]
+        return np.where(found > 0.0, found, 0.0)
+
+    def near(self, geom: BaseGeometry, start: datetime, end: datetime, distance: float, radius: float = 0.0
+             ) -> list[NoticeShape]:
+        """Notices overlapping [start, end) in time and within `distance` metres of geom widened by radius,
+        by seq."""
         self.refresh()
-        slots = self.candidates(geom.bounds, distance)
+        x0, y0, x1, y1 = geom.bounds
+        slots = self.candidates((x0 - radius, y0 - radius, x1 + radius, y1 + radius), distance)
         slots = slots[(self.start[slots] < micros(end)) & (micros(start) < self.end[slots])]
-        slots = slots[shapely.distance(self.geoms[slots], geom) <= distance]
+        slots = slots[self.distances(geom, radius, slots) <= distance]
         slots = slots[np.argsort(self.seq[slots], kind="stable")]
         return [self._shapes[s] for s in slots.tolist()]
 
@@ -236,56 +281,136 @@ class NoticeIndex:
 
 
 class _Members:
-    """The notices of one party that intersect one zone: slots, with copies of their times (so that the time
-    filter reads contiguous memory). Append-only: dead slots are filtered out by the reader, and dropped when
-    the index compacts."""
+    """For one party, the notices that meet each zone, with copies of their times and compositions, so that the
+    limits of any set of zones are summed in a few calls over contiguous memory, however many zones. Those
+    present at the last merge are sorted by zone, then start (a key zone * K + start - t0, so that one
+    searchsorted finds, for every zone hit, the run of entries starting in a window); those added since are in
+    arrival order (scanned whole; merged in past `merge_max`). Dead slots are filtered out by the reader, and
+    dropped when the index compacts."""
 
-    __slots__ = ("slots", "start", "end", "n")
+    _FIELDS = ("zone", "slots", "start", "end", "comp")
 
-    def __init__(self) -> None:
-        self.slots = np.empty(16, np.int64)
-        self.start = np.empty(16, np.int64)
-        self.end = np.empty(16, np.int64)
+    def __init__(self, zones: int, merge_max: int) -> None:
+        self.zones = zones
+        self.merge_max = merge_max
+        self.base = self._empty(0)
+        self.key = np.empty(0, np.int64)
+        self.t0, self.k, self.span = 0, 1, 0
+        self.new = self._empty(16)
+        self.n = 0  # entries in self.new
+
+    @staticmethod
+    def _empty(size: int) -> dict[str, np.ndarray]:
+        return {name: np.empty((size, len(CATEGORIES)) if name == "comp" else size, np.int64)
+                for name in _Members._FIELDS}
+
+    def extend(self, zone: np.ndarray, slots: np.ndarray, start: np.ndarray, end: np.ndarray, comp: np.ndarray
+               ) -> None:
+        n, more = self.n, len(zone)
+        if n + more > len(self.new["zone"]):
+            grown = self._empty(max(16, 2 * (n + more)))
+            for name, column in grown.items():
+                column[:n] = self.new[name][:n]
+            self.new = grown
+        for name, values in zip(self._FIELDS, (zone, slots, start, end, comp), strict=True):
+            self.new[name][n:n + more] = values
+        self.n += more
+        if self.n > self.merge_max:
+            self.merge()
+
+    def merge(self, mapping: np.ndarray | None = None) -> None:
+        """Fold the recent entries into the sorted ones; with a mapping (old slot -> new slot, -1: gone), move
+        every entry to its new slot."""
+        merged = {name: np.concatenate([self.base[name], self.new[name][:self.n]]) for name in self._FIELDS}
         self.n = 0
+        if mapping is not None:
+            moved = mapping[merged["slots"]]
+            kept = moved >= 0
+            merged = {name: column[kept] for name, column in merged.items()}
+            merged["slots"] = moved[kept]
+        start = merged["start"]
+        if len(start):
+            self.t0 = int(start.min())
+            self.k = int(start.max()) - self.t0 + 1
+            self.span = int((merged["end"] - start).max())
+        if (self.zones + 1) * self.k >= 2 ** 62:  # times too far apart for the key: by zone only, every start
+            self.t0, self.k, self.span = 0, 1, 2 ** 62
+            key = merged["zone"].copy()
+        else:
+            key = merged["zone"] * self.k + (start - self.t0)
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.base = {name: column[order] for name, column in merged.items()}
 
-    def append(self, slot: int, start: int, end: int) -> None:
-        if self.n == len(self.slots):
-            self.slots, self.start, self.end = (np.concatenate([a, np.empty(len(a), np.int64)])
-                                                for a in (self.slots, self.start, self.end))
-        self.slots[self.n], self.start[self.n], self.end[self.n] = slot, start, end
-        self.n += 1
+    def sums(self, hits: np.ndarray, start: int, end: int, alive: np.ndarray, seq: np.ndarray, but_seq: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """For the zones at positions `hits` (ascending): the summed compositions (one row each) and the
+        counts of the live notices overlapping [start, end) in time, other than `but_seq`."""
+        base = self.base
+        # Entries overlapping [start, end) start in [start - span, end): one run per zone in the key's order.
+        lower = min(max(start - self.span - self.t0, 0), self.k)
+        upper = min(max(end - self.t0, 0), self.k) if self.k > 1 else 1
+        first = hits * self.k
+        lo = np.searchsorted(self.key, first + lower)
+        lengths = np.searchsorted(self.key, first + upper) - lo
+        total = int(lengths.sum())
+        sums = np.zeros((len(hits), len(CATEGORIES)), np.int64)
+        counts = np.zeros(len(hits), np.int64)
+        if total:
+            # The runs as one index array (lo..lo + length, one zone after the other), and the zone of each.
+            group = np.repeat(np.arange(len(hits)), lengths)
+            at = np.arange(total) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+            keep = (base["end"][at] > start) & (base["start"][at] < end)
+            at, group = at[keep], group[keep]
+            slots = base["slots"][at]
+            keep = alive[slots] & (seq[slots] != but_seq)
+            if not keep.all():
+                at, group = at[keep], group[keep]
+            if len(at):
+                change = np.empty(len(group), np.bool_)
+                change[0] = True
+                np.not_equal(group[1:], group[:-1], out=change[1:])
+                firsts = np.flatnonzero(change)
+                sums[group[firsts]] = np.add.reduceat(base["comp"][at], firsts, axis=0)
+                counts = np.bincount(group, minlength=len(hits))
+        if self.n:
+            new = {name: column[:self.n] for name, column in self.new.items()}
+            position = np.full(self.zones, -1, np.int64)
+            position[hits] = np.arange(len(hits))
+            where = position[new["zone"]]
+            keep = np.flatnonzero((where >= 0) & (new["start"] < end) & (new["end"] > start))
+            slots = new["slots"][keep]
+            keep = keep[alive[slots] & (seq[slots] != but_seq)]
+            np.add.at(sums, where[keep], new["comp"][keep])
+            np.add.at(counts, where[keep], 1)
+        return sums, counts
 
-    def extend(self, slots: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
-        n = self.n
-        if n + len(slots) > len(self.slots):
-            size = max(16, 2 * (n + len(slots)))
-            for name in ("slots", "start", "end"):
-                grown = np.empty(size, np.int64)
-                grown[:n] = getattr(self, name)[:n]
-                setattr(self, name, grown)
-        self.slots[n:n + len(slots)], self.start[n:n + len(slots)], self.end[n:n + len(slots)] = slots, start, end
-        self.n += len(slots)
 
-    def remap(self, mapping: np.ndarray) -> None:
-        moved = mapping[self.slots[:self.n]]
-        kept = moved >= 0
-        self.slots, self.start, self.end = moved[kept], self.start[:self.n][kept], self.end[:self.n][kept]
-        self.n = len(self.slots)
+def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """`deconflict.meets` pair by pair (zones[i] and geoms[i] widened by radii[i]), in vectorised calls."""
+    found = np.zeros(len(geoms), np.bool_)
+    wide = radii > 0
+    if wide.any():
+        found[wide] = shapely.dwithin(zones[wide], geoms[wide], radii[wide])
+    if not wide.all():
+        found[~wide] = shapely.intersects(zones[~wide], geoms[~wide])
+    return found
 
 
 class Deconflictor:
     """Zones and active notices in memory, giving the findings `deconflict.check` gives against every zone and
     every active notice: the notice index for other parties' notices nearby; an STRtree over the zones (they
-    change rarely, so it is rebuilt on change); and for each zone and party the notices inside it, so that the
-    limits of a zone are summed over arrays, without a spatial search."""
+    change rarely, so it is rebuilt on change); and for each zone and party the notices that meet it, so that
+    the limits of a zone are summed over arrays, without a spatial search."""
 
     def __init__(self, *, delta_max: int = 4096, compact_min: int = 4096) -> None:
         self.notices = NoticeIndex(delta_max=delta_max, compact_min=compact_min)
         self.notices.on_compact.append(self._remap)
+        self.merge_max = delta_max
         self.zones: list[ZoneShape] = []
         self._geoms = np.empty(0, object)
         self._tree: STRtree | None = None
-        self._members: list[dict[int, _Members]] = []
+        self._members: dict[int, _Members] = {}  # party code -> the party's notices in each zone
         self._valid_from = np.empty(0, np.int64)
         self._valid_until = np.empty(0, np.int64)
 
@@ -297,35 +422,53 @@ class Deconflictor:
         self._valid_from = np.array([micros(z.valid_from) for z in self.zones], np.int64)
         self._valid_until = np.array([_NEVER if z.valid_until is None else micros(z.valid_until)
                                       for z in self.zones], np.int64)
-        self._members = [{} for _ in self.zones]
-        # Which notices each zone holds: the zones (prepared) are the queries into a tree of the notices.
+        self._members = {}
+        # Which notices each zone holds: the zones are the queries into a tree of the notices' widened bounds,
+        # then the exact test pair by pair, with the zone (prepared) first.
         index = self.notices
         slots = index.slots()
         if not len(slots) or not self.zones:
             return
-        zone_of, at = STRtree(index.geoms[slots]).query(self._geoms, predicate="intersects")
+        zone_of, at = STRtree(index.boxes(slots)).query(self._geoms)
         found = slots[at]
-        order = np.lexsort((found, index.party[found], zone_of))  # by zone, party, slot
-        zone_of, found = zone_of[order], found[order]
+        meet = _meet(self._geoms[zone_of], index.geoms[found], index.disc[found])
+        zone_of, found = zone_of[meet], found[meet]
         party = index.party[found]
-        cuts = np.flatnonzero((np.diff(zone_of) != 0) | (np.diff(party) != 0)) + 1
-        for group in np.split(np.arange(len(found)), cuts):
-            if len(group):
-                members = self._members[zone_of[group[0]]].setdefault(int(party[group[0]]), _Members())
-                members.extend(found[group], index.start[found[group]], index.end[found[group]])
+        for code in np.unique(party).tolist():
+            mine = party == code
+            zone, slot = zone_of[mine], found[mine]
+            members = self._members_of(code)
+            members.extend(zone, slot, index.start[slot], index.end[slot], index.comp[slot])
+            members.merge()
+
+    def _members_of(self, party: int) -> _Members:
+        members = self._members.get(party)
+        if members is None:
+            members = self._members[party] = _Members(len(self.zones), self.merge_max)
+        return members
 
     def _remap(self, mapping: np.ndarray) -> None:
-        for by_party in self._members:
-            for members in by_party.values():
-                members.remap(mapping)
+        for members in self._members.values():
+            members.merge(mapping)
+
+    def _zones_met(self, notice: NoticeShape) -> np.ndarray:
+        """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times."""
+        r = notice.radius_m
+        x0, y0, x1, y1 = notice.geom.bounds
+        hits = np.sort(self._tree.query(shapely.box(x0 - r, y0 - r, x1 + r, y1 + r)))  # bounds only
+        geoms = self._geoms[hits]
+        return hits[shapely.dwithin(geoms, notice.geom, r) if r > 0 else shapely.intersects(geoms, notice.geom)]
 
     def add(self, notice: NoticeShape) -> None:
         index = self.notices
         slot = index.add(notice)
         if self._tree is not None:
-            party, start, end = int(index.party[slot]), int(index.start[slot]), int(index.end[slot])
-            for zone in self._tree.query(notice.geom, predicate="intersects").tolist():
-                self._members[zone].setdefault(party, _Members()).append(slot, start, end)
+            zones = self._zones_met(notice)
+            if len(zones):
+                k = len(zones)
+                self._members_of(int(index.party[slot])).extend(
+                    zones, np.full(k, slot), np.full(k, index.start[slot]), np.full(k, index.end[slot]),
+                    np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))))
 
     def remove(self, seq: int) -> None:
         self.notices.remove(seq)
@@ -338,44 +481,24 @@ class Deconflictor:
         index.refresh()
         start, end = micros(notice.start), micros(notice.end)
         party = index.party_code(notice.party)
-        geom = notice.geom
-        prepared = shapely.is_prepared(geom)
-        shapely.prepare(geom)  # tested against zones and notices below
-        try:
-            touched = self._touched(notice, start, end, party) if self._tree is not None else []
-            near = self._near(notice, start, end, party, deconflict.separation_m([zone for zone, _ in touched]))
-        finally:
-            if not prepared:
-                shapely.destroy_prepared(geom)
+        touched = self._touched(notice, start, end, party) if self._tree is not None else []
+        near = self._near(notice, start, end, party, deconflict.separation_m([zone for zone, _ in touched]))
         return deconflict.findings(notice, touched=touched, near=near, filed_at=filed_at,
                                    min_notice_hours=min_notice_hours)
 
     def _touched(self, notice: NoticeShape, start: int, end: int, party: int
                  ) -> list[tuple[ZoneShape, list[dict[str, int]]]]:
-        """The zones in effect that the notice intersects, in the order of self.zones, each with the summed
+        """The zones in effect that the notice meets, in the order of self.zones, each with the summed
         composition of the party's other notices in it at overlapping times."""
         index = self.notices
-        hits = np.sort(self._tree.query(notice.geom))  # bounds only; the predicate on the prepared notice
+        hits = self._zones_met(notice)
         hits = hits[(self._valid_from[hits] < end) & (start < self._valid_until[hits])]
-        hits = hits[shapely.intersects(notice.geom, self._geoms[hits])].tolist()
-        groups = [self._members[zone].get(party) for zone in hits]
-        lengths = np.array([0 if g is None else g.n for g in groups])
-        sums: list[list[int]] = [[]] * len(hits)
-        total = int(lengths.sum())
-        if total:
-            live = [g for g in groups if g is not None and g.n]
-            slots = np.concatenate([g.slots[:g.n] for g in live])
-            inside = np.flatnonzero((np.concatenate([g.start[:g.n] for g in live]) < end)
-                                    & (np.concatenate([g.end[:g.n] for g in live]) > start))
-            inside = inside[index.alive[slots[inside]] & (index.seq[slots[inside]] != notice.seq)]
-            if len(inside):
-                group = np.searchsorted(np.cumsum(lengths), inside, side="right")
-                by_zone = np.zeros((len(hits), len(CATEGORIES)), np.int64)
-                np.add.at(by_zone, group, index.comp[slots[inside]])
-                counted = np.bincount(group, minlength=len(hits)).tolist()
-                sums = [row if c else [] for row, c in zip(by_zone.tolist(), counted, strict=True)]
-        return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if row else [])
-                for zone, row in zip(hits, sums, strict=True)]
+        members = self._members.get(party)
+        if members is None or not len(hits):
+            return [(self.zones[zone], []) for zone in hits.tolist()]
+        sums, counts = members.sums(hits, start, end, index.alive, index.seq, notice.seq)
+        return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if count else [])
+                for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
 
     def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float
               ) -> list[tuple[int, str, float]]:
@@ -383,19 +506,27 @@ class Deconflictor:
         distance), by seq."""
         index = self.notices
         low, high = _band(notice)
-        slots = index.candidates(notice.geom.bounds, separation, but=party)
+        geom, r = notice.geom, notice.radius_m
+        x0, y0, x1, y1 = geom.bounds
+        slots = index.candidates((x0 - r, y0 - r, x1 + r, y1 + r), separation, but=party)
         slots = slots[(index.start[slots] < end) & (index.end[slots] > start)]  # the most selective first
-        slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low) & (index.seq[slots] != notice.seq)]
+        if notice.altitude is None:  # a ground activity meets every band
+            slots = slots[index.seq[slots] != notice.seq]
+        else:
+            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
+                          & (index.seq[slots] != notice.seq)]
         if not len(slots):
             return []
-        # No closer than the distance between circles holding them: GEOS (the costly part) only for the rest.
-        bounds = notice.geom.bounds
-        cx, cy = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-        coords = shapely.get_coordinates(notice.geom)
-        radius = float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 if len(coords) else np.nan
+        # No closer than the distance between circles holding them: exact distances only for the rest.
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        if isinstance(geom, Point):
+            radius = r + 0.01
+        else:
+            coords = shapely.get_coordinates(geom)
+            radius = float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 + r if len(coords) else np.nan
         gap = np.hypot(index.centre[slots, 0] - cx, index.centre[slots, 1] - cy) - index.radius[slots] - radius
         slots = slots[gap < separation]
-        found = shapely.distance(notice.geom, index.geoms[slots])
+        found = index.distances(geom, r, slots)
         close = found < separation
         slots, found = slots[close], found[close]
         order = np.argsort(index.seq[slots], kind="stable")

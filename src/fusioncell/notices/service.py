@@ -17,7 +17,7 @@ from fusioncell.identity import service as identity_service
 from fusioncell.identity.auth import KeyEncryptionKey
 from fusioncell.identity.service import Viewer
 from fusioncell.notices import deconflict
-from fusioncell.notices.geometry import checked, project, utm_zone
+from fusioncell.notices.geometry import checked, project, utm_zone, widened
 from fusioncell.notices.models import Notice
 from fusioncell.record import access
 from fusioncell.record.followup import FollowUp
@@ -42,10 +42,11 @@ def file_notice(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: Vi
 def _shape(notice: Notice, zone: tuple[int, bool]) -> deconflict.NoticeShape:
     body = notice.body
     altitude = body.get("altitude")
+    geom, radius = widened(body["geometry"], zone)  # a Point with radius_m is a disc: its centre and radius
     return deconflict.NoticeShape(
         notice.seq, notice.party, notice.activity, parse_time(notice.start_at), parse_time(notice.end_at),
-        project(body["geometry"], zone), dict(body.get("composition") or {}), body.get("calibre_mm"),
-        (altitude["min_m"], altitude["max_m"]) if altitude else None)
+        geom, dict(body.get("composition") or {}), body.get("calibre_mm"),
+        (altitude["min_m"], altitude["max_m"]) if altitude else None, radius)
 
 
 def findings_for(session: Session, *, notice_seq: int) -> list[deconflict.Finding]:
