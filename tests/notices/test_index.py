@@ -197,3 +197,45 @@ def test_deconflictor_after_most_notices_leave(notices, data, tuning):
         notice = notice_of(1000, spec)
         expected = check(notice, zones=zones, others=list(truth.values()), filed_at=filed)
         assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected))
+
+
+# Shapes for the numpy distances: lines of 2-6 vertices (a repeated vertex now and then: a degenerate segment),
+# triangles and quadrilaterals, some with a hole; points anywhere, on a vertex, or on a segment.
+metres = st.floats(0, 5000, allow_nan=False).map(lambda v: round(v, 3))  # no subnormal differences
+line_shapes = st.lists(st.tuples(metres, metres), min_size=2, max_size=6).map(
+    lambda c: LineString(c + [c[-1]] if len(c) % 3 == 0 else c))
+polygon_shapes = st.tuples(metres, metres, st.floats(5, 2000), st.booleans()).map(
+    lambda p: Polygon([(p[0], p[1]), (p[0] + p[2], p[1]), (p[0] + p[2], p[1] + p[2] / 2), (p[0], p[1] + p[2])],
+                      [[(p[0] + p[2] / 10, p[1] + p[2] / 10), (p[0] + p[2] / 3, p[1] + p[2] / 10),
+                        (p[0] + p[2] / 10, p[1] + p[2] / 3)]] if p[3] else None))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(line_shapes, polygon_shapes), min_size=64, max_size=120),
+       st.lists(st.tuples(metres, metres), min_size=64, max_size=120), st.integers(0, 10 ** 6))
+def test_numpy_distances_are_geos_distances(shapes, points, pick):
+    """Point to LineString / Polygon distances in numpy (from a point to many shapes, or from a shape to many
+    discs) are GEOS's, to within a micrometre (in practice bit for bit), a point inside a polygon at 0."""
+    import numpy as np
+    import shapely
+
+    index = NoticeIndex()
+    for seq, geom in enumerate(shapes):
+        index.add(shape_of(seq, (geom, 0.0), (0, 1)))
+    for seq, (x, y) in enumerate(points, start=len(shapes)):
+        index.add(shape_of(seq, (Point(x, y), 0.0), (0, 1)))
+    index.refresh()
+    first = shapes[pick % len(shapes)]
+    vertex = shapely.get_coordinates(first)[pick % 2]
+    on_segment = shapely.get_coordinates(shapely.line_interpolate_point(first.boundary if isinstance(
+        first, Polygon) else first, 0.3, normalized=True))[0]
+    inside = shapely.get_coordinates(first.representative_point())[0]
+    shape_slots = np.arange(len(shapes))
+    for x, y in [*points[:5], vertex, on_segment, inside]:
+        probe = Point(x, y)
+        mine = index.distances(probe, 0.0, shape_slots)
+        assert np.abs(mine - shapely.distance(probe, np.array(shapes, dtype=object))).max() <= 1e-6
+    disc_slots = np.arange(len(shapes), len(shapes) + len(points))
+    for probe in shapes[:5]:
+        mine = index.distances(probe, 0.0, disc_slots)
+        assert np.abs(mine - shapely.distance(probe, shapely.points(points))).max() <= 1e-6

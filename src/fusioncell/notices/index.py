@@ -36,12 +36,14 @@ _NEVER = np.iinfo(np.int64).max
 # Added to a search's reach so that rounding in the bounds can never drop a notice the exact distance keeps.
 _SLACK_M = 1.0
 # box: the bounds widened by the radius; disc: the notice's radius_m; point: the shape is a Point (then xy is it);
-# centre, radius: a circle holding the widened notice.
+# centre, radius: a circle holding the widened notice; seg_lo, seg_n: the notice's segments in the index's segment
+# array (a LineString's, or a Polygon's rings', poly: a Polygon; seg_n 0: a Point or another kind of shape).
 _COLUMNS = {"seq": (np.int64, 0), "start": (np.int64, 0), "end": (np.int64, 0), "party": (np.int32, -1),
             "alt_lo": (np.float64, 0.0), "alt_hi": (np.float64, 0.0), "box": (np.float64, 0.0),
             "comp": (np.int64, 0), "alive": (np.bool_, False), "geoms": (object, None),
             "disc": (np.float64, 0.0), "point": (np.bool_, False), "xy": (np.float64, 0.0),
-            "centre": (np.float64, 0.0), "radius": (np.float64, 0.0)}
+            "centre": (np.float64, 0.0), "radius": (np.float64, 0.0),
+            "seg_lo": (np.int64, 0), "seg_n": (np.int64, 0), "poly": (np.bool_, False)}
 _WIDTH = {"box": 4, "comp": len(CATEGORIES), "centre": 2, "xy": 2}
 
 
@@ -59,6 +61,63 @@ def bounding_circles(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     radii = np.zeros(len(geoms))
     np.maximum.at(radii, owner, np.hypot(coords[:, 0] - centres[owner, 0], coords[:, 1] - centres[owner, 1]))
     return centres, radii + 0.01
+
+
+# Shapes whose distance to a point is computed in numpy, from their segments: LineString, Polygon (type ids).
+_LINE, _POLYGON = 1, 3
+# Between a point and LineStrings or Polygons, numpy pays some 40 us a check and 0.5 us a shape, GEOS about a
+# microsecond a shape: numpy only from this many shapes (or discs, from a shape) on.
+_NUMPY_MIN = 64
+# Past this many point-segment pairs in one check, a shape's distances to discs are left to GEOS.
+_PAIRS_MAX = 200_000
+
+
+def segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The segments (rows x0, y0, x1, y1) of the LineStrings and the Polygons' rings among geoms, grouped by
+    shape in the order of geoms; for each shape, the number of its segments (0 for other kinds, or empty ones)
+    and whether it is a Polygon."""
+    kind = shapely.get_type_id(geoms)
+    poly = kind == _POLYGON
+    lines = np.flatnonzero(kind == _LINE)
+    polys = np.flatnonzero(poly)
+    rings, ring_of = shapely.get_rings(geoms[polys], return_index=True)
+    parts = np.concatenate([geoms[lines], rings])
+    owner = np.concatenate([lines, polys[ring_of]])
+    order = np.argsort(owner, kind="stable")  # a polygon's rings stay in their order
+    parts, owner = parts[order], owner[order]
+    coords, part = shapely.get_coordinates(parts, return_index=True)
+    same = part[:-1] == part[1:]
+    segs = np.column_stack([coords[:-1][same], coords[1:][same]])
+    counts = np.bincount(owner[part[:-1][same]], minlength=len(geoms)) if len(segs) else np.zeros(len(geoms), int)
+    return segs, counts, poly
+
+
+def point_segment_distances(x: np.ndarray | float, y: np.ndarray | float, segs: np.ndarray) -> np.ndarray:
+    """The distance from each point to each segment (broadcast: x and y of shape (n, 1) against segs (k, 4)
+    give (n, k)), bit for bit GEOS's (Distance::pointToSegment, its operations in its order: r, the position
+    along the segment, picks an end or the perpendicular |s| * |AB|, where s's numerator, (Ay - y)(Bx - Ax) -
+    (Ax - x)(By - Ay), is computed here negated, exactly). A degenerate segment (r is NaN) is its end A."""
+    ux, uy = segs[..., 2] - segs[..., 0], segs[..., 3] - segs[..., 1]
+    px, py = x - segs[..., 0], y - segs[..., 1]
+    len2 = ux * ux + uy * uy
+    with np.errstate(all="ignore"):
+        r = (px * ux + py * uy) / len2
+        s = (py * ux - px * uy) / len2
+    qx, qy = x - segs[..., 2], y - segs[..., 3]
+    ends = np.sqrt(np.where(r >= 1.0, qx * qx + qy * qy, px * px + py * py))  # sqrt is correctly rounded
+    s = np.abs(s, out=s)
+    s *= np.sqrt(len2)
+    return np.where((r > 0.0) & (r < 1.0), s, ends)
+
+
+def crossings(x: np.ndarray | float, y: np.ndarray | float, segs: np.ndarray) -> np.ndarray:
+    """Whether a ray from each point towards +x crosses each segment (broadcast): the even-odd test of a point
+    in a polygon, over its rings' segments. A point on a ring (or within rounding of it) may be found on either
+    side; its distance to the ring is then 0 (or within rounding of it) anyway."""
+    ax, ay, bx, by = segs[..., 0], segs[..., 1], segs[..., 2], segs[..., 3]
+    spans = (ay > y) != (by > y)
+    with np.errstate(all="ignore"):
+        return spans & (x < ax + (y - ay) * (bx - ax) / (by - ay))
 
 
 def _band(notice: NoticeShape) -> tuple[float, float]:
@@ -100,6 +159,8 @@ class NoticeIndex:
             setattr(self, name, np.full((1024, _WIDTH[name]) if name in _WIDTH else 1024, fill, dtype=dtype))
         self._trees: dict[int, tuple[STRtree, np.ndarray]] = {}  # party code -> tree, and the slots in it
         self._base_n = 0  # slots [0, _base_n) were live or dead when the tree was built; the rest are scanned
+        self._segs = np.empty((4096, 4))  # the segments of the slots' shapes (seg_lo, seg_n)
+        self._segs_n = 0
         self._ends: list[tuple[datetime, int]] = []  # heap of (end, seq); stale pairs are skipped on pop
         self.on_compact: list[Callable[[np.ndarray], None]] = []  # told old slot -> new slot (-1: gone)
 
@@ -186,7 +247,28 @@ class NoticeIndex:
             live = self.alive[new]
             self.centre[new], self.radius[new] = bounding_circles(np.where(live, self.geoms[new], None))
             self.radius[new] += self.disc[new]
+            self._add_segments(new, np.where(live, self.geoms[new], None))
             self._circled = self._n
+
+    def _add_segments(self, new: slice, geoms: np.ndarray) -> None:
+        segs, counts, poly = segments(geoms)
+        need = self._segs_n + len(segs)
+        if need > len(self._segs):
+            grown = np.empty((max(need, 2 * len(self._segs)), 4))
+            grown[:self._segs_n] = self._segs[:self._segs_n]
+            self._segs = grown
+        self._segs[self._segs_n:need] = segs
+        self.seg_lo[new] = self._segs_n + np.cumsum(counts) - counts
+        self.seg_n[new] = counts
+        self.poly[new] = poly
+        self._segs_n = need
+
+    def _segment_rows(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the slots' segments, one slot after the other, and where each slot's run begins."""
+        counts = self.seg_n[slots]
+        firsts = np.cumsum(counts) - counts
+        rows = np.arange(int(counts.sum())) + np.repeat(self.seg_lo[slots] - firsts, counts)
+        return rows, firsts
 
     def _compact(self) -> None:
         n = self._n
@@ -201,6 +283,10 @@ class NoticeIndex:
         self._slot_of = {s: i for i, s in enumerate(self.seq[:len(keep)].tolist())}
         self._n = len(keep)
         self._circled = int(np.searchsorted(keep, self._circled))  # those below it keep their circles
+        rows, firsts = self._segment_rows(np.arange(self._circled))
+        self._segs = self._segs[rows] if len(rows) else np.empty((4096, 4))
+        self._segs_n = len(rows)
+        self.seg_lo[:self._circled] = firsts
         self._dead = 0
         self._build_tree()
         for hook in self.on_compact:
@@ -243,23 +329,55 @@ class NoticeIndex:
 
     def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray) -> np.ndarray:
         """`deconflict.distance_m` from geom widened by radius to each notice in slots: between two points in
-        numpy (its operations, in its order), otherwise by GEOS, one vectorised call."""
+        numpy (its operations, in its order); between a point and a LineString or a Polygon in numpy too, with
+        GEOS's operations in its order (the nearest of the segments; 0 inside a polygon); otherwise by GEOS, one
+        vectorised call."""
         if not len(slots):
             return np.empty(0)
-        if isinstance(geom, Point):
-            found = np.empty(len(slots))
-            point = self.point[slots]
+        found = np.empty(len(slots))
+        point = self.point[slots]
+        if isinstance(geom, Point) and not geom.is_empty:
+            (x, y, _, _) = geom.bounds
             if point.any():
-                (x, y, _, _), xy = geom.bounds, self.xy[slots[point]]
+                xy = self.xy[slots[point]]
                 dx, dy = x - xy[:, 0], y - xy[:, 1]
                 found[point] = np.sqrt(dx * dx + dy * dy)
-            if not point.all():
-                found[~point] = shapely.distance(geom, self.geoms[slots[~point]])
+            shaped = ~point & (self.seg_n[slots] > 0)
+            if np.count_nonzero(shaped) >= _NUMPY_MIN:
+                found[shaped] = self._point_to_shapes(x, y, slots[shaped])
+            else:
+                shaped[:] = False
+            rest = ~point & ~shaped
         else:
-            found = shapely.distance(geom, self.geoms[slots])
+            rest = np.ones(len(slots), np.bool_)
+            points = np.count_nonzero(point)
+            kind = shapely.get_type_id(geom) if points >= _NUMPY_MIN else -1
+            if kind == _LINE or kind == _POLYGON:
+                segs, counts, _ = segments(np.array([geom], dtype=object))
+                if counts[0] and counts[0] * points <= _PAIRS_MAX:
+                    xy = self.xy[slots[point]]
+                    x, y = xy[:, :1], xy[:, 1:]
+                    d = point_segment_distances(x, y, segs).min(axis=1)
+                    if kind == _POLYGON:
+                        d[np.count_nonzero(crossings(x, y, segs), axis=1) % 2 == 1] = 0.0
+                    found[point] = d
+                    rest = ~point
+        if rest.any():
+            found[rest] = shapely.distance(geom, self.geoms[slots[rest]])
         found -= radius
         found -= self.disc[slots]
         return np.where(found > 0.0, found, 0.0)
+
+    def _point_to_shapes(self, x: float, y: float, slots: np.ndarray) -> np.ndarray:
+        """GEOS's distance from the point (x, y) to each of the shapes at slots (each with segments)."""
+        rows, firsts = self._segment_rows(slots)
+        segs = self._segs[rows]
+        found = np.minimum.reduceat(point_segment_distances(x, y, segs), firsts)
+        poly = self.poly[slots]
+        if poly.any():
+            inside = np.add.reduceat(crossings(x, y, segs).astype(np.intp), firsts) % 2 == 1
+            found[poly & inside] = 0.0
+        return found
 
     def near(self, geom: BaseGeometry, start: datetime, end: datetime, distance: float, radius: float = 0.0
              ) -> list[NoticeShape]:
