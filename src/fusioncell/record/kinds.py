@@ -74,8 +74,14 @@ def names() -> list[str]:
     return sorted(_KINDS)
 
 
+_loaded = False
+
+
 def load_all() -> None:
-    """Import every domain package that registers kinds."""
+    """Import every domain package that registers kinds (once: `get` runs for every submission)."""
+    global _loaded
+    if _loaded:
+        return
     import fusioncell.deadlines.engine  # noqa: F401
     import fusioncell.disputes.kinds  # noqa: F401
     import fusioncell.geo.kinds  # noqa: F401
@@ -83,3 +89,4 @@ def load_all() -> None:
     import fusioncell.identity.kinds  # noqa: F401
     import fusioncell.incidents.kinds  # noqa: F401
     import fusioncell.notices.kinds  # noqa: F401
+    _loaded = True

@@ -4,6 +4,7 @@ entries. Pure: the verifier builds it from a log or bundle, the sequencer loads 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fusioncell.record.canonical import b64d
@@ -56,8 +57,10 @@ class Registry:
     def parties(self) -> list[str]:
         return sorted(self.roles)
 
-    @property
+    @cached_property
     def supervisors(self) -> list[str]:
+        # Cached: checked for every append, and roles are fixed once a registry is built (a new identity entry
+        # makes the sequencer build a new registry).
         return sorted(p for p, role in self.roles.items() if role == "supervisor")
 
     def check_identity(self, submission: dict[str, Any], body: dict[str, Any]) -> None:

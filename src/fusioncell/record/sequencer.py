@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from fusioncell.clock import Clock, format_time
 from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.record import kinds as kind_registry
-from fusioncell.record.canonical import canonical, hash_hex
+from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex
 from fusioncell.record.format import (
     CELL_PARTY,
     check_submission_shape,
-    entry_bytes,
     tree_head,
 )
 from fusioncell.record.merkle import MerkleTree, leaf_hash
@@ -75,11 +74,13 @@ class _Raw:
             sql = self._inserts[key] = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
         return sql
 
-    def insert(self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        i, n = 0, len(rows)
+    def insert(self, cursor: Any, table: str, columns: tuple[str, ...], values: list[Any]) -> None:
+        """Insert rows given as one flat list of values, len(columns) per row (no tuple per row to build)."""
+        width = len(columns)
+        i, n = 0, len(values) // width
         while i < n:
             size = min(self.MAX_ROWS, 1 << ((n - i).bit_length() - 1))
-            cursor.execute(self._insert(table, columns, size), [v for row in rows[i:i + size] for v in row])
+            cursor.execute(self._insert(table, columns, size), values[i * width:(i + size) * width])
             i += size
 
 
@@ -104,6 +105,8 @@ class Appended:
     body: dict[str, Any]
     leaf: bytes
     body_bytes: bytes = field(default=b"", repr=False)
+    # The entry row's columns from kind to created_at (see Prepared.row), when the sequencer made it.
+    row: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -126,6 +129,9 @@ class Prepared:
     kind: Kind
     body_model: BodyModel
     verified_key: bytes | None
+    # Made here, on the caller's thread, so that the sequencer (one thread for the whole log) does not:
+    sig_json: bytes = b""  # the sig as a JSON string, spliced into the entry's bytes
+    row: tuple[str, ...] = ()  # entry columns kind, party, author, key_id, nonce, audience, body_hash, created_at
 
 
 def refuse(message: str, code: str) -> InvalidSubmission:
@@ -153,6 +159,7 @@ class Log:
         self._last_time = ""
         self._head_size = 0
         self._guard = threading.RLock()
+        self._time_key, self._time_json = "", b""
 
     # -- keeping the caches in step with the database --------------------------------------------------
 
@@ -252,7 +259,9 @@ class Log:
         # state and the rebuilt state cannot differ by something as small as key order.
         body = json.loads(body_bytes)
         body_model = kind.parse_body(body)
-        sub_bytes = canonical(submission)
+        # The shape check above leaves only ASCII field names, strings, the int 1 and lists of strings: JCS
+        # bytes without canonical()'s walk over the value.
+        sub_bytes = canonical_trusted(submission)
         verified = None
         registry = self._registry
         info = registry.keys.get(submission["key"]) if registry else None
@@ -260,7 +269,11 @@ class Log:
             if not verify(info.public_key, sub_bytes, sig):
                 raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
             verified = info.public_key
-        return Prepared(submission, sig, body, body_bytes, sub_bytes, kind, body_model, verified)
+        s = submission
+        row = (s["kind"], s["party"], s["author"], s["key"], s["nonce"], " ".join(s["audience"]), s["body"],
+               s["created"])
+        return Prepared(submission, sig, body, body_bytes, sub_bytes, kind, body_model, verified,
+                        canonical_trusted(sig), row)
 
     def append(self, session: Session, *, submission: Any, sig: Any, body: Any) -> Appended:
         return self.append_prepared(session, self.prepare(submission=submission, sig=sig, body=body))
@@ -305,9 +318,14 @@ class Log:
 
         now = format_time(self.clock.now())
         time = now if now > self._last_time else self._last_time  # entry times never go back
-        leaf = entry_bytes(seq=seq, time=time, submission_bytes=p.sub_bytes, sig=p.sig)
+        if time != self._time_key:
+            self._time_key, self._time_json = time, canonical(time)
+        # format.entry_bytes, spliced from parts made once (the sig's JSON on the caller's thread, the time's
+        # JSON once per millisecond); tests/record hold the two equal.
+        leaf = b'{"seq":%d,"sig":%b,"submission":%b,"time":%b}' % (seq, p.sig_json or canonical(p.sig),
+                                                                     p.sub_bytes, self._time_json)
         hashed = leaf_hash(leaf)
-        appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes)
+        appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes, p.row)
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
         pending.append(appended)
@@ -349,19 +367,25 @@ class Log:
             return
         cursor, raw = _cursor(session)
         try:
-            entries = []
+            entries: list[Any] = []
+            bodies: list[Any] = []
+            audience: list[Any] = []
             for a in batch:
                 s = a.submission
-                entries.append((a.seq, a.leaf_hash, s["kind"], s["party"], s["author"], s["key"], s["nonce"],
-                                " ".join(s["audience"]), s["body"], s["created"], a.time, a.leaf))
+                entries += (a.seq, a.leaf_hash)
+                entries += a.row or (s["kind"], s["party"], s["author"], s["key"], s["nonce"],
+                                     " ".join(s["audience"]), s["body"], s["created"])
+                entries += (a.time, a.leaf)
+                bodies += (a.seq, a.body_bytes)
+                for party in s["audience"]:
+                    audience += (party, a.seq)
             try:
                 raw.insert(cursor, _ENTRY, _ENTRY_COLUMNS, entries)
             except session.get_bind().dialect.loaded_dbapi.IntegrityError as exc:
                 error = DeferredDuplicate if session.info.get("defer_duplicates") else Conflict
                 raise error("an entry of this batch is already in the log", code="duplicate_submission") from exc
-            raw.insert(cursor, _BODY, ("seq", "data"), [(a.seq, a.body_bytes) for a in batch])
-            raw.insert(cursor, _AUDIENCE, ("party", "seq"),
-                       [(party, a.seq) for a in batch for party in a.submission["audience"]])
+            raw.insert(cursor, _BODY, ("seq", "data"), bodies)
+            raw.insert(cursor, _AUDIENCE, ("party", "seq"), audience)
         finally:
             cursor.close()
         session.info["flushed"] = len(appended)
