@@ -143,6 +143,8 @@
     }
 
     function start(which) {
+      // Typing that has not been shown yet must not redraw (and re-announce) over the shape being drawn.
+      clearTimeout(timer);
       if (mode === which) { stop(); say(t.tCancelled); return; }
       mode = which;
       vertices = [];
