@@ -504,6 +504,26 @@ class _Members:
         return sums, counts
 
 
+def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, names: list[str],
+               separation: float) -> list[Finding]:
+    """The conflict findings `deconflict.findings` makes from near = (seq, party name, distance), the same
+    strings and floats, with the two roundings done in numpy: f"{d:,.0f}" is f"{rint(d):,}" (both round half
+    to even, on the exact value), and round(d, 1) is rint(10 d) / 10 (an integer over 10, correctly rounded,
+    is what round's decimal string reads back as) unless 10 d, itself rounded, lies within a hair of a half:
+    there Python's round decides."""
+    tail = f" at overlapping times (separation {separation:,.0f} m)"
+    whole = np.rint(distances).astype(np.int64).tolist()
+    tens = distances * 10.0
+    tenths = np.rint(tens)
+    rounded = (tenths / 10.0).tolist()
+    for i in np.flatnonzero((np.abs(np.abs(tens - tenths) - 0.5) < 1e-6) | (tens >= 2.0 ** 52)).tolist():
+        rounded[i] = round(float(distances[i]), 1)
+    party_of = [names[p] for p in parties.tolist()]
+    make = tuple.__new__  # Finding("conflict", detail, None, other, distance_m), without a call to its __new__
+    return [make(Finding, ("conflict", f"within {d:,} m of notice {seq} of {party}{tail}", None, seq, r))
+            for seq, party, d, r in zip(seqs.tolist(), party_of, whole, rounded, strict=True)]
+
+
 def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """`deconflict.meets` pair by pair (zones[i] and geoms[i] widened by radii[i]), in vectorised calls."""
     found = np.zeros(len(geoms), np.bool_)
@@ -600,9 +620,15 @@ class Deconflictor:
         start, end = micros(notice.start), micros(notice.end)
         party = index.party_code(notice.party)
         touched = self._touched(notice, start, end, party) if self._tree is not None else []
-        near = self._near(notice, start, end, party, deconflict.separation_m([zone for zone, _ in touched]))
-        return deconflict.findings(notice, touched=touched, near=near, filed_at=filed_at,
-                                   min_notice_hours=min_notice_hours)
+        separation = deconflict.separation_m([zone for zone, _ in touched])
+        seqs, parties, distances = self._near(notice, start, end, party, separation)
+        # The conflicts come last in deconflict.findings: its rule and notice-period findings (near=[]), then
+        # the same conflict findings it would make, built from the arrays (a busy notice has hundreds).
+        found = deconflict.findings(notice, touched=touched, near=[], filed_at=filed_at,
+                                    min_notice_hours=min_notice_hours)
+        if len(seqs):
+            found += _conflicts(seqs, parties, distances, self.notices.party_names, separation)
+        return found
 
     def _touched(self, notice: NoticeShape, start: int, end: int, party: int
                  ) -> list[tuple[ZoneShape, list[dict[str, int]]]]:
@@ -619,9 +645,9 @@ class Deconflictor:
                 for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
 
     def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float
-              ) -> list[tuple[int, str, float]]:
-        """Other parties' notices overlapping in time and altitude, closer than the separation: (seq, party,
-        distance), by seq."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Other parties' notices overlapping in time and altitude, closer than the separation: their seqs,
+        party codes and distances, by seq."""
         index = self.notices
         low, high = _band(notice)
         geom, r = notice.geom, notice.radius_m
@@ -634,7 +660,7 @@ class Deconflictor:
             slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
                           & (index.seq[slots] != notice.seq)]
         if not len(slots):
-            return []
+            return slots, slots, np.empty(0)
         # No closer than the distance between circles holding them: exact distances only for the rest.
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         if isinstance(geom, Point):
@@ -649,6 +675,4 @@ class Deconflictor:
         slots, found = slots[close], found[close]
         order = np.argsort(index.seq[slots], kind="stable")
         slots = slots[order]
-        names = index.party_names
-        return list(zip(index.seq[slots].tolist(), [names[p] for p in index.party[slots].tolist()],
-                        found[order].tolist(), strict=True))
+        return index.seq[slots], index.party[slots], found[order]
