@@ -12,6 +12,7 @@ from shapely.geometry import LineString, Point, Polygon
 
 from fusioncell.geo.rules import Rule
 from fusioncell.notices.deconflict import (
+    Finding,
     NoticeShape,
     ZoneShape,
     check,
@@ -239,3 +240,21 @@ def test_numpy_distances_are_geos_distances(shapes, points, pick):
     for probe in shapes[:5]:
         mine = index.distances(probe, 0.0, disc_slots)
         assert np.abs(mine - shapely.distance(probe, shapely.points(points))).max() <= 1e-6
+
+
+def test_conflict_findings_round_as_python_does():
+    """_conflicts rounds in numpy; the strings and figures are those of deconflict.findings, halves included."""
+    import numpy as np
+
+    from fusioncell.notices.index import _conflicts
+
+    rng = np.random.default_rng(7)
+    values = [0.0, 0.05, 0.15, 0.25, 0.35, 0.45, 2.5, 3.5, 999.95, 1000.05, 1234.5, 1234.45, 0.5, 1.5, 12345.65]
+    values += (rng.integers(0, 20_000_000, 2000) / 1000).tolist() + rng.uniform(0, 5000, 2000).tolist()
+    distances = np.array(values)
+    seqs = np.arange(len(values))
+    parties = np.zeros(len(values), np.int32)
+    got = _conflicts(seqs, parties, distances, ["SY"], 1000.0)
+    tail = " at overlapping times (separation 1,000 m)"
+    assert got == [Finding("conflict", f"within {d:,.0f} m of notice {s} of SY{tail}", None, s, round(d, 1))
+                   for s, d in zip(seqs.tolist(), values, strict=True)]

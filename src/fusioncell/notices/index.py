@@ -9,7 +9,9 @@ is its shape widened by its radius, as in `deconflict`: a disc is its centre and
 one shapely STRtree per party over the (widened) bounds of the notices present at its last build, plus a
 linear scan of the bounds of
 those added since (a few thousand at most; past that the trees are rebuilt at the next query). Removed notices
-are only marked dead; their slots are compacted away once they outnumber the live ones. So adds and removals
+are only marked dead; their slots are compacted away once they outnumber the live ones, and at every
+rebuild of the trees, which also puts the slots in Morton order of their centres (a search's notices then sit
+close together in the columns). So adds and removals
 take microseconds, without a rebuild. The findings are those of `deconflict.check` against every zone and
 every active notice (tests/notices/test_index.py holds it to that)."""
 
@@ -118,6 +120,25 @@ def crossings(x: np.ndarray | float, y: np.ndarray | float, segs: np.ndarray) ->
     spans = (ay > y) != (by > y)
     with np.errstate(all="ignore"):
         return spans & (x < ax + (y - ay) * (bx - ax) / (by - ay))
+
+
+def _spread(v: np.ndarray) -> np.ndarray:
+    """The bits of 16-bit integers, spread to the even bit positions of 32."""
+    v = (v | (v << 8)) & 0x00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F
+    v = (v | (v << 2)) & 0x33333333
+    return (v | (v << 1)) & 0x55555555
+
+
+def _morton(xy: np.ndarray) -> np.ndarray:
+    """The Morton (Z-order) codes of points on a 65,536 x 65,536 grid over their extent: sorting by it puts
+    points near one another near in the order, mostly."""
+    if not len(xy):
+        return np.empty(0, np.int64)
+    lo = xy.min(axis=0)
+    scale = 65535.0 / np.maximum(xy.max(axis=0) - lo, 1e-9)
+    cells = np.nan_to_num((xy - lo) * scale, nan=0.0).clip(0, 65535).astype(np.int64)
+    return _spread(cells[:, 0]) | (_spread(cells[:, 1]) << 1)
 
 
 def _band(notice: NoticeShape) -> tuple[float, float]:
@@ -237,11 +258,7 @@ class NoticeIndex:
 
     def refresh(self) -> None:
         """Compact dead slots and rebuild the tree when due, and find the bounding circles of the notices added
-        since the last query (in one call, not one per add)."""
-        if self._dead > max(self.compact_min, len(self._slot_of)):
-            self._compact()
-        if self._n - self._base_n > self.delta_max:
-            self._build_tree()
+        since the last query (in one call, not one per add). A rebuild compacts too, into spatial order."""
         if self._circled < self._n:
             new = slice(self._circled, self._n)
             live = self.alive[new]
@@ -249,6 +266,8 @@ class NoticeIndex:
             self.radius[new] += self.disc[new]
             self._add_segments(new, np.where(live, self.geoms[new], None))
             self._circled = self._n
+        if self._dead > max(self.compact_min, len(self._slot_of)) or self._n - self._base_n > self.delta_max:
+            self._compact()
 
     def _add_segments(self, new: slice, geoms: np.ndarray) -> None:
         segs, counts, poly = segments(geoms)
@@ -271,18 +290,23 @@ class NoticeIndex:
         return rows, firsts
 
     def _compact(self) -> None:
+        """Drop the dead slots and put the live ones in Morton order of their centres (every slot has its
+        circle: refresh() finds them first), so that the notices one search finds sit close together in every
+        column (fewer cache misses when a check gathers them); then rebuild the trees."""
         n = self._n
         keep = np.flatnonzero(self.alive[:n])
+        keep = keep[np.argsort(_morton(self.centre[keep]), kind="stable")]
         mapping = np.full(n, -1, np.int64)
         mapping[keep] = np.arange(len(keep))
         for name, (_dtype, fill) in _COLUMNS.items():
             column = getattr(self, name)
             column[:len(keep)] = column[keep]
             column[len(keep):n] = fill
-        self._shapes = [self._shapes[i] for i in keep.tolist()]
+        # In place: the list a server froze (gc.freeze) after loading stays out of later full collections.
+        self._shapes[:] = [self._shapes[i] for i in keep.tolist()]
         self._slot_of = {s: i for i, s in enumerate(self.seq[:len(keep)].tolist())}
         self._n = len(keep)
-        self._circled = int(np.searchsorted(keep, self._circled))  # those below it keep their circles
+        self._circled = self._n
         rows, firsts = self._segment_rows(np.arange(self._circled))
         self._segs = self._segs[rows] if len(rows) else np.empty((4096, 4))
         self._segs_n = len(rows)
@@ -504,6 +528,26 @@ class _Members:
         return sums, counts
 
 
+def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, names: list[str],
+               separation: float) -> list[Finding]:
+    """The conflict findings `deconflict.findings` makes from near = (seq, party name, distance), the same
+    strings and floats, with the two roundings done in numpy: f"{d:,.0f}" is f"{rint(d):,}" (both round half
+    to even, on the exact value), and round(d, 1) is rint(10 d) / 10 (an integer over 10, correctly rounded,
+    is what round's decimal string reads back as) unless 10 d, itself rounded, lies within a hair of a half:
+    there Python's round decides."""
+    tail = f" at overlapping times (separation {separation:,.0f} m)"
+    whole = np.rint(distances).astype(np.int64).tolist()
+    tens = distances * 10.0
+    tenths = np.rint(tens)
+    rounded = (tenths / 10.0).tolist()
+    for i in np.flatnonzero((np.abs(np.abs(tens - tenths) - 0.5) < 1e-6) | (tens >= 2.0 ** 52)).tolist():
+        rounded[i] = round(float(distances[i]), 1)
+    party_of = [names[p] for p in parties.tolist()]
+    make = tuple.__new__  # Finding("conflict", detail, None, other, distance_m), without a call to its __new__
+    return [make(Finding, ("conflict", f"within {d:,} m of notice {seq} of {party}{tail}", None, seq, r))
+            for seq, party, d, r in zip(seqs.tolist(), party_of, whole, rounded, strict=True)]
+
+
 def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """`deconflict.meets` pair by pair (zones[i] and geoms[i] widened by radii[i]), in vectorised calls."""
     found = np.zeros(len(geoms), np.bool_)
@@ -544,6 +588,7 @@ class Deconflictor:
         # Which notices each zone holds: the zones are the queries into a tree of the notices' widened bounds,
         # then the exact test pair by pair, with the zone (prepared) first.
         index = self.notices
+        index.refresh()  # any compaction (into spatial order) now, before the members are found, not later
         slots = index.slots()
         if not len(slots) or not self.zones:
             return
@@ -600,9 +645,15 @@ class Deconflictor:
         start, end = micros(notice.start), micros(notice.end)
         party = index.party_code(notice.party)
         touched = self._touched(notice, start, end, party) if self._tree is not None else []
-        near = self._near(notice, start, end, party, deconflict.separation_m([zone for zone, _ in touched]))
-        return deconflict.findings(notice, touched=touched, near=near, filed_at=filed_at,
-                                   min_notice_hours=min_notice_hours)
+        separation = deconflict.separation_m([zone for zone, _ in touched])
+        seqs, parties, distances = self._near(notice, start, end, party, separation)
+        # The conflicts come last in deconflict.findings: its rule and notice-period findings (near=[]), then
+        # the same conflict findings it would make, built from the arrays (a busy notice has hundreds).
+        found = deconflict.findings(notice, touched=touched, near=[], filed_at=filed_at,
+                                    min_notice_hours=min_notice_hours)
+        if len(seqs):
+            found += _conflicts(seqs, parties, distances, self.notices.party_names, separation)
+        return found
 
     def _touched(self, notice: NoticeShape, start: int, end: int, party: int
                  ) -> list[tuple[ZoneShape, list[dict[str, int]]]]:
@@ -619,9 +670,9 @@ class Deconflictor:
                 for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
 
     def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float
-              ) -> list[tuple[int, str, float]]:
-        """Other parties' notices overlapping in time and altitude, closer than the separation: (seq, party,
-        distance), by seq."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Other parties' notices overlapping in time and altitude, closer than the separation: their seqs,
+        party codes and distances, by seq."""
         index = self.notices
         low, high = _band(notice)
         geom, r = notice.geom, notice.radius_m
@@ -634,7 +685,7 @@ class Deconflictor:
             slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
                           & (index.seq[slots] != notice.seq)]
         if not len(slots):
-            return []
+            return slots, slots, np.empty(0)
         # No closer than the distance between circles holding them: exact distances only for the rest.
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         if isinstance(geom, Point):
@@ -649,6 +700,4 @@ class Deconflictor:
         slots, found = slots[close], found[close]
         order = np.argsort(index.seq[slots], kind="stable")
         slots = slots[order]
-        names = index.party_names
-        return list(zip(index.seq[slots].tolist(), [names[p] for p in index.party[slots].tolist()],
-                        found[order].tolist(), strict=True))
+        return index.seq[slots], index.party[slots], found[order]
