@@ -205,7 +205,10 @@ def prepare_cell(root: Path, ack_minutes: dict[str, float] | None) -> dict[str, 
     config_path = root.parent / f"{root.name}.toml"
     text = DEMO_CONFIG.read_text(encoding="utf-8")
     if ack_minutes:
-        text += "\n[settings]\nack_minutes = { " + ", ".join(f"{k} = {v}" for k, v in ack_minutes.items()) + " }\n"
+        line = "ack_minutes = { " + ", ".join(f"{k} = {v}" for k, v in ack_minutes.items()) + " }\n"
+        # Into the demo's own [settings] table (TOML allows one), or a new one.
+        text = text.replace("[settings]\n", "[settings]\n" + line, 1) if "[settings]\n" in text \
+            else text + "\n[settings]\n" + line
     config_path.write_text(text, encoding="utf-8")
     cell = init_cell(root, config=load_config(config_path), config_path=config_path)
     tokens = {}
