@@ -26,6 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+from fastapi import (  # module level: FastAPI resolves the endpoint's annotations here
+    WebSocket,
+    WebSocketDisconnect,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -156,6 +160,30 @@ def timed_loop(fn: Callable[[], None], seconds: float) -> float:
         if elapsed >= seconds:
             return done / elapsed
         block = min(block * 2, 4096)
+
+
+def bare_stream(app: Any, subscribers: set[asyncio.Queue[Any]]) -> None:
+    """The bare baseline's WebSocket broadcast at /bench/stream: a queue per connection, send_json, nothing
+    else; what is put on every queue in `subscribers` goes out to its connection."""
+    @app.websocket("/bench/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        subscribers.add(queue)
+        closed = asyncio.ensure_future(ws.receive())
+        try:
+            while True:
+                waiting = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:
+                    waiting.cancel()
+                    return
+                await ws.send_json(waiting.result())
+        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
+            pass
+        finally:
+            closed.cancel()
+            subscribers.discard(queue)
 
 
 def median(values: Sequence[float]) -> float:

@@ -51,6 +51,7 @@ from _common import (
     CLK_TCK,
     HOST,
     Server,
+    bare_stream,
     body_of_size,
     console,
     fmt,
@@ -69,7 +70,7 @@ from _common import (
     table,
     verdict,
 )
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 
 TARGET_POSTS = 2000.0
@@ -110,25 +111,7 @@ def bare_app() -> FastAPI:
             queue.put_nowait(data)
         return {"subscribers": len(subscribers)}
 
-    @app.websocket("/bench/stream")
-    async def stream(ws: WebSocket) -> None:
-        await ws.accept()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        subscribers.add(queue)
-        closed = asyncio.ensure_future(ws.receive())
-        try:
-            while True:
-                waiting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed in done:
-                    waiting.cancel()
-                    return
-                await ws.send_json(waiting.result())
-        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
-            pass
-        finally:
-            closed.cancel()
-            subscribers.discard(queue)
+    bare_stream(app, subscribers)
 
     return app
 

@@ -55,6 +55,7 @@ from typing import Any, Self
 from _common import (
     HOST,
     Server,
+    bare_stream,
     console,
     fmt,
     http_request,
@@ -68,7 +69,7 @@ from _common import (
     stop_all,
     table,
 )
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request
 
 SENDER = ("sy/liaison-1", "SY")
 READER = ("il/liaison-1", "IL")
@@ -152,25 +153,7 @@ def bare_app() -> FastAPI:
                 ticker.add(due_at, {"type": f"tick:{interval}", "kind": name, "source": seq, "due_at": due_at})
         return {"seq": seq, "time": now}
 
-    @app.websocket("/bench/stream")
-    async def stream(ws: WebSocket) -> None:
-        await ws.accept()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        subscribers.add(queue)
-        closed = asyncio.ensure_future(ws.receive())
-        try:
-            while True:
-                waiting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed in done:
-                    waiting.cancel()
-                    return
-                await ws.send_json(waiting.result())
-        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
-            pass
-        finally:
-            closed.cancel()
-            subscribers.discard(queue)
+    bare_stream(app, subscribers)
 
     return app
 
