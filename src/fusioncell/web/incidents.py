@@ -21,7 +21,13 @@ from fusioncell.incidents import service as incident_service
 from fusioncell.incidents.kinds import CATEGORIES
 from fusioncell.notices import service as notice_service
 from fusioncell.web import charts, i18n
-from fusioncell.web.routes import check_form_csrf, language_for, page_viewer, render
+from fusioncell.web.routes import (
+    check_form_csrf,
+    language_for,
+    page_viewer,
+    render,
+    respondents,
+)
 
 router = APIRouter(include_in_schema=False)
 FILTERS = ("since", "until", "category", "party", "zone")
@@ -227,13 +233,13 @@ def _incident_page(request: Request, viewer: Any, seq: int, form: dict[str, Any]
 
     def load(session: Any) -> dict[str, Any]:
         incident, events = incident_service.timeline(session, viewer=viewer, seq=seq)
-        return {"incident": incident, "events": events,
-                "parties": [p.id for p in identity_service.list_parties(session)]}
+        return {"incident": incident, "events": events}
 
     data = fc.read(load)
     incident = data["incident"]
     answered = any(e["kind"] == "incident.response" for e in data["events"])
-    return render(request, "incident.html", viewer, status=status, **data, labels=labels(), form=form,
+    return render(request, "incident.html", viewer, status=status, **data, others=respondents(fc, viewer),
+                  labels=labels(), form=form,
                   errors=errors, seq=seq,
                   may_respond="liaison" in viewer.roles and viewer.party == incident.responsible and not answered,
                   may_assess=bool({"liaison", "supervisor"} & set(viewer.roles))

@@ -203,9 +203,13 @@ def record_page(request: Request, seq: int) -> HTMLResponse:
     viewer = page_viewer(request)
     fc = state(request)
     detail = fc.read(lambda s: record_service.entry_detail(s, log=fc.cell.log, viewer=viewer, seq=seq))
-    parties = fc.read(lambda s: [p.id for p in identity_service.list_parties(s) if p.role == "party"])
-    return render(request, "record.html", viewer, d=detail, seq=seq,
-                  others=[p for p in parties if p != viewer.party])
+    return render(request, "record.html", viewer, d=detail, seq=seq, others=respondents(fc, viewer))
+
+
+def respondents(fc: AppState, viewer: Viewer) -> list[str]:
+    """Whom the member may raise a dispute against: the other parties (not the supervisor, who mediates)."""
+    return fc.read(lambda s: [p.id for p in identity_service.list_parties(s)
+                              if p.role == "party" and p.id != viewer.party])
 
 
 @router.get("/map")
