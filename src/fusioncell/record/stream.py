@@ -42,7 +42,8 @@ class Batch:
 @dataclass(eq=False)
 class Subscription:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Batch] = field(default_factory=asyncio.Queue)
+    # Batches in commit order; None when the stream's connection has ended.
+    queue: asyncio.Queue[Batch | None] = field(default_factory=asyncio.Queue)
 
 
 class Broadcaster:
