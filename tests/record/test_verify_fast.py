@@ -15,12 +15,19 @@ import nacl.signing
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 
 import fusioncell.record.verify as verify_module
 from fusioncell.record.canonical import b64e, canonical
-from fusioncell.record.models import Body, Entry
+from fusioncell.record.models import Body, Entry, EntryAudience
 from fusioncell.record.signing import verify as verify_sig
-from fusioncell.record.verify import Item, _parse_fast, _parse_general, _signature_ok, check_item
+from fusioncell.record.verify import (
+    Item,
+    _parse_fast,
+    _parse_general,
+    _signature_ok,
+    check_item,
+)
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 plain_names = st.builds(str.__add__, st.sampled_from(ALNUM), st.text(ALNUM + "_.:/-", max_size=12))
@@ -247,3 +254,23 @@ def test_signature_check_equals_signing_verify(message, sig, sign_it, junk):
             sig = sig[:at] + char + sig[at:]
     public = bytes(key.verify_key)
     assert _signature_ok(public, message, sig) == verify_sig(public, message, sig)
+
+
+def test_database_items_name_every_hole_in_a_range(cell, il_liaison):
+    for n in range(8):
+        il_liaison.append({"text": f"note {n}"})
+    with cell.db.write() as session:
+        for seq in (2, 3, 6, 9):
+            for table in (Body, EntryAudience, Entry):
+                session.execute(delete(table).where(table.seq == seq))
+        session.execute(delete(Body).where(Body.seq == 5))
+    with cell.db.read() as session:
+        rows = {e.seq: e.leaf for e in session.query(Entry)}
+    source = verify_module.DatabaseSource(cell.db.url)
+    for start, stop in [(0, 12), (2, 4), (3, 7), (6, 7), (9, 12), (4, 6)]:
+        items = list(source.items(start, stop))
+        assert [i.seq for i in items] == list(range(start, stop))
+        for item in items:
+            assert item.leaf == rows.get(item.seq)
+            assert (item.body is None) == (item.seq not in rows)
+            assert item.body != b"" or item.seq == 5

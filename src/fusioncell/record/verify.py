@@ -253,7 +253,7 @@ class DatabaseSource(Source):
         return {"url": self.url, "_db": None}
 
     @property
-    def db(self):  # noqa: ANN201
+    def db(self):
         if self._db is None:
             # One Database per process and URL: a worker gets a fresh copy of the source for every range.
             key = (os.getpid(), self.url)
@@ -280,11 +280,11 @@ class DatabaseSource(Source):
         from fusioncell.record.models import Body, Entry
 
         with self.db.read() as session:
-            # Core rows, not ORM ones: a third of the cost per row.
+            # Core rows, not ORM ones (a third of the cost per row), fetched in one call.
             yield from session.connection().execute(
                 select(Entry.seq, Entry.leaf, Body.data).outerjoin(Body, Body.seq == Entry.seq).where(where)
                 .order_by(Entry.seq)
-            )
+            ).all()
 
     def items(self, start: int, stop: int) -> Iterator[Item]:
         from fusioncell.record.models import Entry
