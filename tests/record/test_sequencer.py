@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.identity import service as identity_service
@@ -81,6 +81,37 @@ def test_entry_bytes_are_the_jcs_of_the_entry_and_stored_as_made(cell, il_liaiso
             assert (row.kind, row.party, row.author, row.key_id, row.nonce, row.audience, row.body_hash,
                     row.created_at) == (sub["kind"], sub["party"], sub["author"], sub["key"], sub["nonce"],
                                         " ".join(sub["audience"]), sub["body"], sub["created"])
+
+
+def test_a_batch_is_stored_row_for_row_as_appended(cell, il_liaison, sy_liaison):
+    # One transaction appends several entries, written together when it is sealed (on SQLite in one statement
+    # per table): every entry, body and audience row holds exactly what was appended, as blobs, text and
+    # integers as the single-row path stores them.
+    texts = ["plain", "عربي and עברית", "\"quoted\" \\ {json} \u2028", "x" * 5000, ""]
+    with cell.log.transaction(cell.db) as session:
+        appended = []
+        for i, text_ in enumerate(texts):
+            who = il_liaison if i % 2 else sy_liaison
+            body = {"text": text_}
+            submission, sig = who.sign(body, audience=[who.party, "US"] if i == 3 else None)
+            appended.append(cell.log.append(session, submission=submission, sig=sig, body=body))
+    with cell.db.read() as session:
+        for a in appended:
+            row = session.get(Entry, a.seq)
+            sub = a.submission
+            assert (row.leaf_hash, row.leaf, row.sequenced_at) == (a.leaf_hash, a.leaf, a.time)
+            assert (row.kind, row.party, row.author, row.key_id, row.nonce, row.audience, row.body_hash,
+                    row.created_at) == (sub["kind"], sub["party"], sub["author"], sub["key"], sub["nonce"],
+                                        " ".join(sub["audience"]), sub["body"], sub["created"])
+            assert session.get(Body, a.seq).data == a.body_bytes == canonical(a.body)
+            parties = session.execute(select(EntryAudience.party).where(EntryAudience.seq == a.seq)).scalars()
+            assert sorted(parties) == sub["audience"]
+        if cell.db.dialect == "sqlite":
+            types = session.execute(text(
+                "SELECT DISTINCT typeof(e.seq), typeof(e.leaf_hash), typeof(e.kind), typeof(e.audience), "
+                "typeof(e.sequenced_at), typeof(e.leaf), typeof(b.data), typeof(a.party), typeof(a.seq) "
+                "FROM entry e JOIN body b ON b.seq = e.seq JOIN entry_audience a ON a.seq = e.seq")).all()
+            assert types == [("integer", "blob", "text", "text", "text", "blob", "blob", "text", "integer")]
 
 
 def test_entry_times_never_go_back_even_if_the_clock_does(cell, il_liaison, clock):
