@@ -184,6 +184,7 @@ class NoticeIndex:
         self._segs_n = 0
         self._ends: list[tuple[datetime, int]] = []  # heap of (end, seq); stale pairs are skipped on pop
         self.on_compact: list[Callable[[np.ndarray], None]] = []  # told old slot -> new slot (-1: gone)
+        self.on_remove: list[Callable[[int], None]] = []  # told the slot of a notice that has left
 
     def _grow(self) -> None:
         for name, (dtype, fill) in _COLUMNS.items():
@@ -201,6 +202,9 @@ class NoticeIndex:
     def get(self, seq: int) -> NoticeShape | None:
         slot = self._slot_of.get(seq)
         return None if slot is None else self._shapes[slot]
+
+    def slot_of(self, seq: int) -> int | None:
+        return self._slot_of.get(seq)
 
     def party_code(self, party: str) -> int:
         return self._parties.get(party, -1)
@@ -244,6 +248,8 @@ class NoticeIndex:
         self.geoms[slot] = None
         self._shapes[slot] = None
         self._dead += 1
+        for hook in self.on_remove:
+            hook(slot)
 
     def expire(self, now: datetime) -> list[int]:
         """Drop notices whose window has ended (in order of their ends: no scan); returns their seqs."""
@@ -423,108 +429,131 @@ class NoticeIndex:
 
 
 class _Members:
-    """For one party, the notices that meet each zone, with copies of their times and compositions, so that the
-    limits of any set of zones are summed in a few calls over contiguous memory, however many zones. Those
-    present at the last merge are sorted by zone, then start (a key zone * K + start - t0, so that one
-    searchsorted finds, for every zone hit, the run of entries starting in a window); those added since are in
-    arrival order (scanned whole; merged in past `merge_max`). Dead slots are filtered out by the reader, and
-    dropped when the index compacts."""
+    """For one party, the notices that meet each zone, so that the summed compositions of a check's zones are
+    found by a few binary searches, however many notices the zones hold. The entries (zone, slot) present at the
+    last merge are kept in two orders, by zone then start and by zone then end, each with running sums of the
+    compositions (and a count): the notices of a zone overlapping [s, e) are those starting before e less those
+    ending by s (which start before e too), so their sum is a difference of two differences of running sums.
+    Times enter the keys (zone * M + rank) as their ranks among the M distinct times of the entries, so a key
+    never overflows. Changes since the merge are kept apart, in arrival order, and scanned: the entries added
+    (sign +1), and the merged entries of each notice removed since (sign -1, to be taken off again). Merged past
+    `merge_max` changes, and when the index compacts."""
 
-    _FIELDS = ("zone", "slots", "start", "end", "comp")
+    _FIELDS = ("zone", "slots", "start", "end", "comp", "sign")
 
-    def __init__(self, zones: int, merge_max: int) -> None:
+    def __init__(self, index: NoticeIndex, zones: int, merge_max: int) -> None:
+        self.index = index
         self.zones = zones
         self.merge_max = merge_max
-        self.base = self._empty(0)
-        self.key = np.empty(0, np.int64)
-        self.t0, self.k, self.span = 0, 1, 0
-        self.new = self._empty(16)
-        self.n = 0  # entries in self.new
+        self.new = self._empty(16)  # the changes since the merge
+        self.n = 0
+        self._merged(np.empty(0, np.int64), np.empty(0, np.int64))
 
     @staticmethod
     def _empty(size: int) -> dict[str, np.ndarray]:
         return {name: np.empty((size, len(CATEGORIES)) if name == "comp" else size, np.int64)
                 for name in _Members._FIELDS}
 
-    def extend(self, zone: np.ndarray, slots: np.ndarray, start: np.ndarray, end: np.ndarray, comp: np.ndarray
-               ) -> None:
+    def _merged(self, zone: np.ndarray, slots: np.ndarray) -> None:
+        """Make the merged entries these (zone, slot) pairs; the changes are folded in (or void)."""
+        self.n = 0
+        by_slot = np.argsort(slots, kind="stable")
+        self.by_slot, self.zone_by_slot = slots[by_slot], zone[by_slot]  # a removed notice's entries
+        index = self.index
+        start, end, comp = index.start[slots], index.end[slots], index.comp[slots]
+        self.times = np.unique(np.concatenate([start, end]))
+        m = len(self.times)
+        width = len(CATEGORIES) + 1  # the compositions, and a count
+        values = np.empty((len(slots), width), np.int64)
+        values[:, :-1] = comp
+        values[:, -1] = 1
+        # Running sums in 32 bits when no sum can reach 2**31 (half the memory), else in 64.
+        dtype = np.int32 if not len(slots) or np.abs(values).sum(axis=0).max() < 2 ** 31 else np.int64
+        for name, times in (("start", start), ("end", end)):
+            key = zone * m + np.searchsorted(self.times, times)
+            order = np.argsort(key, kind="stable")
+            running = np.zeros((len(slots) + 1, width), dtype)
+            np.cumsum(values[order], axis=0, dtype=dtype, out=running[1:])
+            setattr(self, f"key_{name}", key[order])
+            setattr(self, f"sum_{name}", running)
+
+    def merge(self, mapping: np.ndarray | None = None) -> None:
+        """Fold the changes into the merged entries; with a mapping (old slot -> new slot, -1: gone: the index
+        has compacted), move every entry to its new slot. Entries of removed notices go."""
+        added = self.new["sign"][:self.n] > 0
+        zone = np.concatenate([self.zone_by_slot, self.new["zone"][:self.n][added]])
+        slots = np.concatenate([self.by_slot, self.new["slots"][:self.n][added]])
+        if mapping is not None:
+            slots = mapping[slots]
+            kept = slots >= 0
+        else:
+            kept = self.index.alive[slots]
+        self._merged(zone[kept], slots[kept])
+
+    def _append(self, zone: np.ndarray, slots: np.ndarray, start: np.ndarray, end: np.ndarray, comp: np.ndarray,
+                sign: int) -> None:
         n, more = self.n, len(zone)
         if n + more > len(self.new["zone"]):
             grown = self._empty(max(16, 2 * (n + more)))
             for name, column in grown.items():
                 column[:n] = self.new[name][:n]
             self.new = grown
-        for name, values in zip(self._FIELDS, (zone, slots, start, end, comp), strict=True):
+        for name, values in zip(self._FIELDS, (zone, slots, start, end, comp, sign), strict=True):
             self.new[name][n:n + more] = values
         self.n += more
         if self.n > self.merge_max:
             self.merge()
 
-    def merge(self, mapping: np.ndarray | None = None) -> None:
-        """Fold the recent entries into the sorted ones; with a mapping (old slot -> new slot, -1: gone), move
-        every entry to its new slot."""
-        merged = {name: np.concatenate([self.base[name], self.new[name][:self.n]]) for name in self._FIELDS}
-        self.n = 0
-        if mapping is not None:
-            moved = mapping[merged["slots"]]
-            kept = moved >= 0
-            merged = {name: column[kept] for name, column in merged.items()}
-            merged["slots"] = moved[kept]
-        start = merged["start"]
-        if len(start):
-            self.t0 = int(start.min())
-            self.k = int(start.max()) - self.t0 + 1
-            self.span = int((merged["end"] - start).max())
-        if (self.zones + 1) * self.k >= 2 ** 62:  # times too far apart for the key: by zone only, every start
-            self.t0, self.k, self.span = 0, 1, 2 ** 62
-            key = merged["zone"].copy()
-        else:
-            key = merged["zone"] * self.k + (start - self.t0)
-        order = np.argsort(key, kind="stable")
-        self.key = key[order]
-        self.base = {name: column[order] for name, column in merged.items()}
+    def extend(self, zone: np.ndarray, slot: int) -> None:
+        """The notice at `slot` meets these zones."""
+        index, k = self.index, len(zone)
+        self._append(zone, np.full(k, slot), np.full(k, index.start[slot]), np.full(k, index.end[slot]),
+                     np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))), 1)
 
-    def sums(self, hits: np.ndarray, start: int, end: int, alive: np.ndarray, seq: np.ndarray, but_seq: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def drop(self, slot: int) -> None:
+        """The notice at `slot` has left the index: its merged entries are taken off (its added ones are
+        skipped, as dead, when read)."""
+        lo, hi = np.searchsorted(self.by_slot, (slot, slot + 1))
+        if hi > lo:
+            index, k = self.index, hi - lo
+            self._append(self.zone_by_slot[lo:hi], np.full(k, slot), np.full(k, index.start[slot]),
+                         np.full(k, index.end[slot]), np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))), -1)
+
+    def sums(self, hits: np.ndarray, start: int, end: int, but_slot: int | None) -> tuple[np.ndarray, np.ndarray]:
         """For the zones at positions `hits` (ascending): the summed compositions (one row each) and the
-        counts of the live notices overlapping [start, end) in time, other than `but_seq`."""
-        base = self.base
-        # Entries overlapping [start, end) start in [start - span, end): one run per zone in the key's order.
-        lower = min(max(start - self.span - self.t0, 0), self.k)
-        upper = min(max(end - self.t0, 0), self.k) if self.k > 1 else 1
-        first = hits * self.k
-        lo = np.searchsorted(self.key, first + lower)
-        lengths = np.searchsorted(self.key, first + upper) - lo
-        total = int(lengths.sum())
-        sums = np.zeros((len(hits), len(CATEGORIES)), np.int64)
-        counts = np.zeros(len(hits), np.int64)
-        if total:
-            # The runs as one index array (lo..lo + length, one zone after the other), and the zone of each.
-            group = np.repeat(np.arange(len(hits)), lengths)
-            at = np.arange(total) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-            keep = (base["end"][at] > start) & (base["start"][at] < end)
-            at, group = at[keep], group[keep]
-            slots = base["slots"][at]
-            keep = alive[slots] & (seq[slots] != but_seq)
-            if not keep.all():
-                at, group = at[keep], group[keep]
-            if len(at):
-                change = np.empty(len(group), np.bool_)
-                change[0] = True
-                np.not_equal(group[1:], group[:-1], out=change[1:])
-                firsts = np.flatnonzero(change)
-                sums[group[firsts]] = np.add.reduceat(base["comp"][at], firsts, axis=0)
-                counts = np.bincount(group, minlength=len(hits))
+        counts of the live notices overlapping [start, end) in time, other than the one at `but_slot` (the
+        notice checked, when it is in the index)."""
+        index = self.index
+        # Merged: (starting before end) - (ending by start), each the difference of two running sums.
+        first = hits * len(self.times)
+        at = np.searchsorted(self.key_start, np.concatenate([first, first + np.searchsorted(self.times, end)]))
+        lo, began = at[:len(hits)], at[len(hits):]
+        ended = np.searchsorted(self.key_end, first + np.searchsorted(self.times, start, side="right"))
+        found = (self.sum_start[began] - self.sum_start[lo]) - (self.sum_end[ended] - self.sum_end[lo])
+        found = found.astype(np.int64, copy=False)
+        sums, counts = found[:, :-1], found[:, -1]
+        position = None
+        if but_slot is not None:
+            b_lo, b_hi = np.searchsorted(self.by_slot, (but_slot, but_slot + 1))
+            if b_hi > b_lo and index.start[but_slot] < end and index.end[but_slot] > start:
+                position = np.full(self.zones, -1, np.int64)
+                position[hits] = np.arange(len(hits))
+                where = position[self.zone_by_slot[b_lo:b_hi]]
+                where = where[where >= 0]
+                sums[where] -= index.comp[but_slot]
+                counts[where] -= 1
         if self.n:
             new = {name: column[:self.n] for name, column in self.new.items()}
-            position = np.full(self.zones, -1, np.int64)
-            position[hits] = np.arange(len(hits))
+            if position is None:
+                position = np.full(self.zones, -1, np.int64)
+                position[hits] = np.arange(len(hits))
             where = position[new["zone"]]
             keep = np.flatnonzero((where >= 0) & (new["start"] < end) & (new["end"] > start))
-            slots = new["slots"][keep]
-            keep = keep[alive[slots] & (seq[slots] != but_seq)]
-            np.add.at(sums, where[keep], new["comp"][keep])
-            np.add.at(counts, where[keep], 1)
+            slots, sign = new["slots"][keep], new["sign"][keep]
+            keep = keep[(sign < 0) | (index.alive[slots] & (slots != (-1 if but_slot is None else but_slot)))]
+            sign = new["sign"][keep]
+            np.add.at(sums, where[keep], new["comp"][keep] * sign[:, None])
+            np.add.at(counts, where[keep], sign)
         return sums, counts
 
 
@@ -568,6 +597,7 @@ class Deconflictor:
     def __init__(self, *, delta_max: int = 4096, compact_min: int = 4096) -> None:
         self.notices = NoticeIndex(delta_max=delta_max, compact_min=compact_min)
         self.notices.on_compact.append(self._remap)
+        self.notices.on_remove.append(self._dropped)
         self.merge_max = delta_max
         self.zones: list[ZoneShape] = []
         self._geoms = np.empty(0, object)
@@ -599,20 +629,23 @@ class Deconflictor:
         party = index.party[found]
         for code in np.unique(party).tolist():
             mine = party == code
-            zone, slot = zone_of[mine], found[mine]
-            members = self._members_of(code)
-            members.extend(zone, slot, index.start[slot], index.end[slot], index.comp[slot])
-            members.merge()
+            self._members[code] = _Members(index, len(self.zones), self.merge_max)
+            self._members[code]._merged(zone_of[mine], found[mine])
 
     def _members_of(self, party: int) -> _Members:
         members = self._members.get(party)
         if members is None:
-            members = self._members[party] = _Members(len(self.zones), self.merge_max)
+            members = self._members[party] = _Members(self.notices, len(self.zones), self.merge_max)
         return members
 
     def _remap(self, mapping: np.ndarray) -> None:
         for members in self._members.values():
             members.merge(mapping)
+
+    def _dropped(self, slot: int) -> None:
+        members = self._members.get(int(self.notices.party[slot]))
+        if members is not None:
+            members.drop(slot)
 
     def _zones_met(self, notice: NoticeShape) -> np.ndarray:
         """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times."""
@@ -628,10 +661,7 @@ class Deconflictor:
         if self._tree is not None:
             zones = self._zones_met(notice)
             if len(zones):
-                k = len(zones)
-                self._members_of(int(index.party[slot])).extend(
-                    zones, np.full(k, slot), np.full(k, index.start[slot]), np.full(k, index.end[slot]),
-                    np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))))
+                self._members_of(int(index.party[slot])).extend(zones, slot)
 
     def remove(self, seq: int) -> None:
         self.notices.remove(seq)
@@ -665,7 +695,7 @@ class Deconflictor:
         members = self._members.get(party)
         if members is None or not len(hits):
             return [(self.zones[zone], []) for zone in hits.tolist()]
-        sums, counts = members.sums(hits, start, end, index.alive, index.seq, notice.seq)
+        sums, counts = members.sums(hits, start, end, index.slot_of(notice.seq))
         return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if count else [])
                 for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
 
