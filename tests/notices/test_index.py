@@ -258,3 +258,9 @@ def test_conflict_findings_round_as_python_does():
     tail = " at overlapping times (separation 1,000 m)"
     assert got == [Finding("conflict", f"within {d:,.0f} m of notice {s} of SY{tail}", None, s, round(d, 1))
                    for s, d in zip(seqs.tolist(), values, strict=True)]
+    # past the cache of formatted metres (the distances under a large separation), and two parties
+    far = [99_999.5, 100_000.5, 123_456.75, 2_500_000.04]
+    got = _conflicts(np.arange(4), np.array([0, 1, 1, 0], np.int32), np.array(far), ["IL", "SY"], 3e6)
+    tail = " at overlapping times (separation 3,000,000 m)"
+    assert got == [Finding("conflict", f"within {d:,.0f} m of notice {s} of {p}{tail}", None, s, round(d, 1))
+                   for s, d, p in zip(range(4), far, ["IL", "SY", "SY", "IL"], strict=True)]

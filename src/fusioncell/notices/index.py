@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 
 import numpy as np
 import shapely
@@ -557,6 +558,11 @@ class _Members:
         return sums, counts
 
 
+# f"{d:,}" for the whole metres d below its length: a conflict's distance, formatted once, not per finding.
+_METRES: list[str] = []
+_METRES_MAX = 100_000
+
+
 def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, names: list[str],
                separation: float) -> list[Finding]:
     """The conflict findings `deconflict.findings` makes from near = (seq, party name, distance), the same
@@ -565,16 +571,22 @@ def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, nam
     is what round's decimal string reads back as) unless 10 d, itself rounded, lies within a hair of a half:
     there Python's round decides."""
     tail = f" at overlapping times (separation {separation:,.0f} m)"
-    whole = np.rint(distances).astype(np.int64).tolist()
+    whole = np.rint(distances).astype(np.int64)
+    top = int(whole.max()) if len(whole) else 0
+    if len(_METRES) <= top < _METRES_MAX:
+        _METRES.extend(f"{d:,}" for d in range(len(_METRES), top + 1))
+    metres = [_METRES[d] for d in whole.tolist()] if top < len(_METRES) else [f"{d:,}" for d in whole.tolist()]
     tens = distances * 10.0
     tenths = np.rint(tens)
     rounded = (tenths / 10.0).tolist()
     for i in np.flatnonzero((np.abs(np.abs(tens - tenths) - 0.5) < 1e-6) | (tens >= 2.0 ** 52)).tolist():
         rounded[i] = round(float(distances[i]), 1)
-    party_of = [names[p] for p in parties.tolist()]
-    make = tuple.__new__  # Finding("conflict", detail, None, other, distance_m), without a call to its __new__
-    return [make(Finding, ("conflict", f"within {d:,} m of notice {seq} of {party}{tail}", None, seq, r))
-            for seq, party, d, r in zip(seqs.tolist(), party_of, whole, rounded, strict=True)]
+    ends = [f" of {name}{tail}" for name in names]
+    seqs = seqs.tolist()
+    details = [f"within {m} m of notice {seq}{ends[p]}" for seq, p, m in zip(seqs, parties.tolist(), metres,
+                                                                               strict=True)]
+    # Finding("conflict", detail, None, other, distance_m) each, without a call to its __new__
+    return list(map(tuple.__new__, repeat(Finding), zip(repeat("conflict"), details, repeat(None), seqs, rounded)))
 
 
 def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray:
