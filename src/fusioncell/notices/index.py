@@ -8,12 +8,12 @@ discs in numpy, and where a shape is involved by GEOS (through shapely), one vec
 is its shape widened by its radius, as in `deconflict`: a disc is its centre and its radius. Spatial search:
 one shapely STRtree per party over the (widened) bounds of the notices present at its last build, plus a
 linear scan of the bounds of
-those added since (a few thousand at most; past that the trees are rebuilt at the next query). Removed notices
-are only marked dead; their slots are compacted away once they outnumber the live ones, and at every
-rebuild of the trees, which also puts the slots in Morton order of their centres (a search's notices then sit
-close together in the columns). So adds and removals
-take microseconds, without a rebuild. The findings are those of `deconflict.check` against every zone and
-every active notice (tests/notices/test_index.py holds it to that)."""
+those added since (a few thousand at most; past that the add that would pass the limit rebuilds the trees
+first). Removed notices are only marked dead; their slots are compacted away (by the removal that makes them
+outnumber the live ones) and at every rebuild of the trees, which also puts the slots in Morton order of their
+centres (a search's notices then sit close together in the columns). So most adds and removals take
+microseconds, and a check never pays for a rebuild. The findings are those of `deconflict.check` against every
+zone and every active notice (tests/notices/test_index.py holds it to that)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from shapely import STRtree
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from fusioncell.geo import rules as zone_rules
 from fusioncell.geo.rules import CATEGORIES
 from fusioncell.notices import deconflict
 from fusioncell.notices.deconflict import Finding, NoticeShape, ZoneShape
@@ -148,7 +149,7 @@ def _band(notice: NoticeShape) -> tuple[float, float]:
 
 
 class NoticeIndex:
-    """`delta_max`: notices added since the tree was built before the next query rebuilds it;
+    """`delta_max`: notices added since the trees were built before the next add rebuilds them;
     `compact_min`: dead slots tolerated whatever the live count (they are compacted when they outnumber both)."""
 
     seq: np.ndarray
@@ -181,6 +182,7 @@ class NoticeIndex:
             setattr(self, name, np.full((1024, _WIDTH[name]) if name in _WIDTH else 1024, fill, dtype=dtype))
         self._trees: dict[int, tuple[STRtree, np.ndarray]] = {}  # party code -> tree, and the slots in it
         self._base_n = 0  # slots [0, _base_n) were live or dead when the tree was built; the rest are scanned
+        self._queried = False  # a search since the trees were built (adds rebuild them only then, not in bulk)
         self._segs = np.empty((4096, 4))  # the segments of the slots' shapes (seg_lo, seg_n)
         self._segs_n = 0
         self._ends: list[tuple[datetime, int]] = []  # heap of (end, seq); stale pairs are skipped on pop
@@ -213,6 +215,8 @@ class NoticeIndex:
     def add(self, notice: NoticeShape) -> int:
         """Add, or replace (an amendment) a notice of the same seq; returns its slot."""
         self.remove(notice.seq)
+        if self._queried and self._n - self._base_n >= self.delta_max:
+            self.refresh(rebuild=True)  # the trees' rebuild falls to an add, not to a check
         if self._n == len(self.seq):
             self._grow()
         slot = self._n
@@ -251,6 +255,8 @@ class NoticeIndex:
         self._dead += 1
         for hook in self.on_remove:
             hook(slot)
+        if self._dead > max(self.compact_min, len(self._slot_of)):  # compaction too falls to a removal
+            self.refresh()
 
     def expire(self, now: datetime) -> list[int]:
         """Drop notices whose window has ended (in order of their ends: no scan); returns their seqs."""
@@ -263,9 +269,11 @@ class NoticeIndex:
                 ended.append(seq)
         return ended
 
-    def refresh(self) -> None:
-        """Compact dead slots and rebuild the tree when due, and find the bounding circles of the notices added
-        since the last query (in one call, not one per add). A rebuild compacts too, into spatial order."""
+    def refresh(self, *, rebuild: bool = False) -> None:
+        """Find the bounding circles of the notices added since the last query (in one call, not one per add),
+        and compact dead slots and rebuild the trees when due, or now. Adds and removals see to that first, so
+        a check does not, unless notices were loaded in bulk with no query between (then the first query, or
+        Deconflictor.set_zones, builds the trees once). A rebuild compacts too, into spatial order."""
         if self._circled < self._n:
             new = slice(self._circled, self._n)
             live = self.alive[new]
@@ -273,7 +281,8 @@ class NoticeIndex:
             self.radius[new] += self.disc[new]
             self._add_segments(new, np.where(live, self.geoms[new], None))
             self._circled = self._n
-        if self._dead > max(self.compact_min, len(self._slot_of)) or self._n - self._base_n > self.delta_max:
+        if (rebuild or self._dead > max(self.compact_min, len(self._slot_of))
+                or self._n - self._base_n > self.delta_max):
             self._compact()
 
     def _add_segments(self, new: slice, geoms: np.ndarray) -> None:
@@ -331,6 +340,7 @@ class NoticeIndex:
             mine = slots[self.party[slots] == party]
             self._trees[party] = (STRtree(self.boxes(mine)), mine)
         self._base_n = self._n
+        self._queried = False
 
     def candidates(self, bounds: tuple[float, float, float, float], reach: float, *, but: int | None = None
                    ) -> np.ndarray:
@@ -338,6 +348,7 @@ class NoticeIndex:
         axis) of `bounds`: a superset of those within `reach`. Call refresh() first."""
         x0, y0 = bounds[0] - reach - _SLACK_M, bounds[1] - reach - _SLACK_M
         x1, y1 = bounds[2] + reach + _SLACK_M, bounds[3] + reach + _SLACK_M
+        self._queried = True
         parts = []
         window = shapely.box(x0, y0, x1, y1)
         for party, (tree, slots) in self._trees.items():
@@ -351,7 +362,7 @@ class NoticeIndex:
         if not parts:
             return np.empty(0, np.int64)
         slots = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        return slots[self.alive[slots]]
+        return slots[self.alive[slots]] if self._dead else slots
 
     def boxes(self, slots: np.ndarray) -> np.ndarray:
         """The widened bounds of notices, as rectangles (what the trees hold)."""
@@ -435,12 +446,13 @@ class _Members:
     last merge are kept in two orders, by zone then start and by zone then end, each with running sums of the
     compositions (and a count): the notices of a zone overlapping [s, e) are those starting before e less those
     ending by s (which start before e too), so their sum is a difference of two differences of running sums.
-    Times enter the keys (zone * M + rank) as their ranks among the M distinct times of the entries, so a key
-    never overflows. Changes since the merge are kept apart, in arrival order, and scanned: the entries added
+    Times enter the keys (zone * M + rank) as their offsets from the first of them (M: the span, plus one),
+    or, where that could overflow, as their ranks among the M distinct times of the entries. Changes since the merge are kept apart, in arrival order, and scanned: the entries added
     (sign +1), and the merged entries of each notice removed since (sign -1, to be taken off again). Merged past
     `merge_max` changes, and when the index compacts."""
 
     _FIELDS = ("zone", "slots", "start", "end", "comp", "sign")
+    key_limit = 2 ** 62  # keys zone * M + offset stay below it, or ranks are used
 
     def __init__(self, index: NoticeIndex, zones: int, merge_max: int) -> None:
         self.index = index
@@ -462,16 +474,24 @@ class _Members:
         self.by_slot, self.zone_by_slot = slots[by_slot], zone[by_slot]  # a removed notice's entries
         index = self.index
         start, end, comp = index.start[slots], index.end[slots], index.comp[slots]
-        self.times = np.unique(np.concatenate([start, end]))
-        m = len(self.times)
+        lo = int(min(start.min(), end.min())) if len(slots) else 0
+        hi = int(max(start.max(), end.max())) if len(slots) else 0
+        if (self.zones + 1) * (hi - lo + 1) < self.key_limit:  # a time's rank: its offset from the first
+            self.times, self.t0, m = None, lo, hi - lo + 1
+            ranks = start - lo, end - lo
+        else:  # times too far apart for that: its position among the distinct times
+            self.times = np.unique(np.concatenate([start, end]))
+            m = len(self.times)
+            ranks = np.searchsorted(self.times, start), np.searchsorted(self.times, end)
+        self.m = m
         width = len(CATEGORIES) + 1  # the compositions, and a count
         values = np.empty((len(slots), width), np.int64)
         values[:, :-1] = comp
         values[:, -1] = 1
         # Running sums in 32 bits when no sum can reach 2**31 (half the memory), else in 64.
         dtype = np.int32 if not len(slots) or np.abs(values).sum(axis=0).max() < 2 ** 31 else np.int64
-        for name, times in (("start", start), ("end", end)):
-            key = zone * m + np.searchsorted(self.times, times)
+        for name, rank in zip(("start", "end"), ranks, strict=True):
+            key = zone * m + rank
             order = np.argsort(key, kind="stable")
             running = np.zeros((len(slots) + 1, width), dtype)
             np.cumsum(values[order], axis=0, dtype=dtype, out=running[1:])
@@ -525,11 +545,18 @@ class _Members:
         counts of the live notices overlapping [start, end) in time, other than the one at `but_slot` (the
         notice checked, when it is in the index)."""
         index = self.index
-        # Merged: (starting before end) - (ending by start), each the difference of two running sums.
-        first = hits * len(self.times)
-        at = np.searchsorted(self.key_start, np.concatenate([first, first + np.searchsorted(self.times, end)]))
+        # Merged: (starting before end) - (ending by start), each the difference of two running sums. A rank
+        # r in [0, m]: the entries of a zone with a rank below it (m: all of them).
+        m = self.m
+        if self.times is None:
+            before_end, by_start = min(max(end - self.t0, 0), m), min(max(start - self.t0 + 1, 0), m)
+        else:
+            before_end = int(np.searchsorted(self.times, end))
+            by_start = int(np.searchsorted(self.times, start, side="right"))
+        first = hits * m
+        at = np.searchsorted(self.key_start, np.concatenate([first, first + before_end]))
         lo, began = at[:len(hits)], at[len(hits):]
-        ended = np.searchsorted(self.key_end, first + np.searchsorted(self.times, start, side="right"))
+        ended = np.searchsorted(self.key_end, first + by_start)
         found = (self.sum_start[began] - self.sum_start[lo]) - (self.sum_end[ended] - self.sum_end[lo])
         found = found.astype(np.int64, copy=False)
         sums, counts = found[:, :-1], found[:, -1]
@@ -611,6 +638,7 @@ class Deconflictor:
         self.notices.on_compact.append(self._remap)
         self.notices.on_remove.append(self._dropped)
         self.merge_max = delta_max
+        self.zone_scan_max = 4096  # up to this many zones, a check scans their bounds; past it, it asks a tree
         self.zones: list[ZoneShape] = []
         self._geoms = np.empty(0, object)
         self._tree: STRtree | None = None
@@ -623,6 +651,9 @@ class Deconflictor:
         self._geoms = np.array([z.geom for z in self.zones], dtype=object)
         shapely.prepare(self._geoms)  # each is tested against many notices
         self._tree = STRtree(self._geoms) if self.zones else None
+        self._zone_box = np.ascontiguousarray(shapely.bounds(self._geoms).T)  # x0, y0, x1, y1: one row each
+        # each zone's min_distance (0: none), for the separation
+        self._zone_separation = np.array([zone_rules.min_distance(z.rules) or 0.0 for z in self.zones], np.float64)
         self._valid_from = np.array([micros(z.valid_from) for z in self.zones], np.int64)
         self._valid_until = np.array([_NEVER if z.valid_until is None else micros(z.valid_until)
                                       for z in self.zones], np.int64)
@@ -659,11 +690,18 @@ class Deconflictor:
         if members is not None:
             members.drop(slot)
 
-    def _zones_met(self, notice: NoticeShape) -> np.ndarray:
-        """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times."""
+    def _zones_met(self, notice: NoticeShape, bounds: tuple[float, float, float, float] | None = None
+                   ) -> np.ndarray:
+        """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times.
+        `bounds`: the notice's shape's, when known."""
         r = notice.radius_m
-        x0, y0, x1, y1 = notice.geom.bounds
-        hits = np.sort(self._tree.query(shapely.box(x0 - r, y0 - r, x1 + r, y1 + r)))  # bounds only
+        x0, y0, x1, y1 = notice.geom.bounds if bounds is None else bounds
+        x0, y0, x1, y1 = x0 - r, y0 - r, x1 + r, y1 + r
+        if len(self.zones) <= self.zone_scan_max:  # a scan of the zones' bounds, cheaper than a tree's query
+            box = self._zone_box
+            hits = np.flatnonzero((box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0))
+        else:
+            hits = np.sort(self._tree.query(shapely.box(x0, y0, x1, y1)))  # bounds only
         geoms = self._geoms[hits]
         return hits[shapely.dwithin(geoms, notice.geom, r) if r > 0 else shapely.intersects(geoms, notice.geom)]
 
@@ -686,46 +724,55 @@ class Deconflictor:
         index.refresh()
         start, end = micros(notice.start), micros(notice.end)
         party = index.party_code(notice.party)
-        touched = self._touched(notice, start, end, party) if self._tree is not None else []
-        separation = deconflict.separation_m([zone for zone, _ in touched])
-        seqs, parties, distances = self._near(notice, start, end, party, separation)
+        bounds = notice.geom.bounds
+        separation = deconflict.DEFAULT_SEPARATION_M  # deconflict.separation_m of the zones touched
+        if self._tree is not None:
+            touched, hits = self._touched(notice, start, end, party, bounds)
+            if len(hits):
+                separation = max(separation, float(self._zone_separation[hits].max()))
+        else:
+            touched = []
+        seqs, parties, distances = self._near(notice, start, end, party, separation, bounds)
         # The conflicts come last in deconflict.findings: its rule and notice-period findings (near=[]), then
         # the same conflict findings it would make, built from the arrays (a busy notice has hundreds).
         found = deconflict.findings(notice, touched=touched, near=[], filed_at=filed_at,
-                                    min_notice_hours=min_notice_hours)
+                                    min_notice_hours=min_notice_hours, separation=separation)
         if len(seqs):
             found += _conflicts(seqs, parties, distances, self.notices.party_names, separation)
         return found
 
-    def _touched(self, notice: NoticeShape, start: int, end: int, party: int
-                 ) -> list[tuple[ZoneShape, list[dict[str, int]]]]:
+    def _touched(self, notice: NoticeShape, start: int, end: int, party: int,
+                 bounds: tuple[float, float, float, float]
+                 ) -> tuple[list[tuple[ZoneShape, list[dict[str, int]]]], np.ndarray]:
         """The zones in effect that the notice meets, in the order of self.zones, each with the summed
-        composition of the party's other notices in it at overlapping times."""
+        composition of the party's other notices in it at overlapping times; and their positions."""
         index = self.notices
-        hits = self._zones_met(notice)
+        hits = self._zones_met(notice, bounds)
         hits = hits[(self._valid_from[hits] < end) & (start < self._valid_until[hits])]
         members = self._members.get(party)
         if members is None or not len(hits):
-            return [(self.zones[zone], []) for zone in hits.tolist()]
+            return [(self.zones[zone], []) for zone in hits.tolist()], hits
         sums, counts = members.sums(hits, start, end, index.slot_of(notice.seq))
         return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if count else [])
-                for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
+                for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)], hits
 
-    def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float,
+              bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Other parties' notices overlapping in time and altitude, closer than the separation: their seqs,
         party codes and distances, by seq."""
         index = self.notices
-        low, high = _band(notice)
         geom, r = notice.geom, notice.radius_m
-        x0, y0, x1, y1 = geom.bounds
+        x0, y0, x1, y1 = bounds
         slots = index.candidates((x0 - r, y0 - r, x1 + r, y1 + r), separation, but=party)
         slots = slots[(index.start[slots] < end) & (index.end[slots] > start)]  # the most selective first
-        if notice.altitude is None:  # a ground activity meets every band
-            slots = slots[index.seq[slots] != notice.seq]
-        else:
-            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
-                          & (index.seq[slots] != notice.seq)]
+        if notice.altitude is not None:  # a ground activity meets every band
+            low, high = notice.altitude
+            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)]
+        # Not the notice itself: a notice of the same seq in the index is the notice's party's (excluded
+        # already), unless its party was changed.
+        own = index.slot_of(notice.seq)
+        if own is not None and index.party[own] != party:
+            slots = slots[slots != own]
         if not len(slots):
             return slots, slots, np.empty(0)
         # No closer than the distance between circles holding them: exact distances only for the rest.
