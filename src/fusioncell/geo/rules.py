@@ -61,7 +61,7 @@ def evaluate(rules: list[Any], *, party: str, activity: str, composition: dict[s
     """The rules of one zone a notice would break. `concurrent`: compositions of the same party's other notices
     active in the zone at overlapping times (limits apply to their sum)."""
     breaches = []
-    military = any(composition.get(c, 0) for c in CATEGORIES)
+    military = any(map(composition.get, CATEGORIES))  # a category with a count other than 0
     for rule in rules:
         if isinstance(rule, NoPresence) and party in rule.parties and military:
             breaches.append(Breach("no_presence", f"no military presence of {party} is allowed here"))
@@ -83,6 +83,12 @@ def evaluate(rules: list[Any], *, party: str, activity: str, composition: dict[s
             breaches.append(Breach("min_notice", f"notified {notice_hours:.1f} h ahead; this zone needs "
                                                  f"{rule.hours:g} h"))
     return breaches
+
+
+def limits_concurrent(rules: list[Any]) -> bool:
+    """Whether the rules read `evaluate`'s `concurrent` (only max_count limits do): for the others, the party's
+    concurrent notices in the zone need not be found."""
+    return any(isinstance(r, MaxCount) for r in rules)
 
 
 def min_distance(rules: list[Any]) -> float | None:

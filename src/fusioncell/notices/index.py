@@ -497,6 +497,8 @@ class _Members:
             np.cumsum(values[order], axis=0, dtype=dtype, out=running[1:])
             setattr(self, f"key_{name}", key[order])
             setattr(self, f"sum_{name}", running)
+        # where each zone's entries begin (the same in both orders), and end: zone z's are [first[z], first[z + 1])
+        self.first = np.searchsorted(self.key_start, np.arange(self.zones + 1) * m)
 
     def merge(self, mapping: np.ndarray | None = None) -> None:
         """Fold the changes into the merged entries; with a mapping (old slot -> new slot, -1: gone: the index
@@ -554,8 +556,8 @@ class _Members:
             before_end = int(np.searchsorted(self.times, end))
             by_start = int(np.searchsorted(self.times, start, side="right"))
         first = hits * m
-        at = np.searchsorted(self.key_start, np.concatenate([first, first + before_end]))
-        lo, began = at[:len(hits)], at[len(hits):]
+        lo = self.first[hits]
+        began = np.searchsorted(self.key_start, first + before_end)
         ended = np.searchsorted(self.key_end, first + by_start)
         found = (self.sum_start[began] - self.sum_start[lo]) - (self.sum_end[ended] - self.sum_end[lo])
         found = found.astype(np.int64, copy=False)
@@ -602,11 +604,16 @@ def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, nam
     top = int(whole.max()) if len(whole) else 0
     if len(_METRES) <= top < _METRES_MAX:
         _METRES.extend(f"{d:,}" for d in range(len(_METRES), top + 1))
-    metres = [_METRES[d] for d in whole.tolist()] if top < len(_METRES) else [f"{d:,}" for d in whole.tolist()]
+    whole = whole.tolist()
+    metres = list(map(_METRES.__getitem__, whole)) if top < len(_METRES) else [f"{d:,}" for d in whole]
     tens = distances * 10.0
     tenths = np.rint(tens)
     rounded = (tenths / 10.0).tolist()
-    for i in np.flatnonzero((np.abs(np.abs(tens - tenths) - 0.5) < 1e-6) | (tens >= 2.0 ** 52)).tolist():
+    # |tens - tenths| <= 0.5, exactly: within a hair of a half is over 0.5 - 1e-6
+    near_half = np.abs(tens - tenths) > 0.5 - 1e-6
+    if top >= 2 ** 51:
+        near_half |= tens >= 2.0 ** 52
+    for i in np.flatnonzero(near_half).tolist():
         rounded[i] = round(float(distances[i]), 1)
     ends = [f" of {name}{tail}" for name in names]
     seqs = seqs.tolist()
@@ -654,6 +661,8 @@ class Deconflictor:
         self._zone_box = np.ascontiguousarray(shapely.bounds(self._geoms).T)  # x0, y0, x1, y1: one row each
         # each zone's min_distance (0: none), for the separation
         self._zone_separation = np.array([zone_rules.min_distance(z.rules) or 0.0 for z in self.zones], np.float64)
+        # whether a zone has limits summed over the party's concurrent notices (max_count rules)
+        self._limited = np.array([zone_rules.limits_concurrent(z.rules) for z in self.zones], np.bool_)
         self._valid_from = np.array([micros(z.valid_from) for z in self.zones], np.int64)
         self._valid_until = np.array([_NEVER if z.valid_until is None else micros(z.valid_until)
                                       for z in self.zones], np.int64)
@@ -750,11 +759,15 @@ class Deconflictor:
         hits = self._zones_met(notice, bounds)
         hits = hits[(self._valid_from[hits] < end) & (start < self._valid_until[hits])]
         members = self._members.get(party)
-        if members is None or not len(hits):
-            return [(self.zones[zone], []) for zone in hits.tolist()], hits
-        sums, counts = members.sums(hits, start, end, index.slot_of(notice.seq))
-        return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if count else [])
-                for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)], hits
+        touched: list[tuple[ZoneShape, list[dict[str, int]]]] = [(self.zones[zone], []) for zone in hits.tolist()]
+        limited = np.flatnonzero(self._limited[hits])  # only limits read the notices in a zone
+        if members is None or not len(limited):
+            return touched, hits
+        sums, counts = members.sums(hits[limited], start, end, index.slot_of(notice.seq))
+        for at, row, count in zip(limited.tolist(), sums.tolist(), counts.tolist(), strict=True):
+            if count:
+                touched[at][1].append(dict(zip(CATEGORIES, row, strict=True)))
+        return touched, hits
 
     def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float,
               bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
