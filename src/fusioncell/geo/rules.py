@@ -56,6 +56,16 @@ class Breach:
     detail: str
 
 
+# A rule's class is looked up by identity: isinstance on a pydantic model goes through ABCMeta, several times
+# slower, and a zone's rules are read at every check. A subclass is found by isinstance.
+_KINDS = (NoPresence, Banned, MaxCount, MinNotice, MinDistance)
+_KIND_SET = frozenset(_KINDS)
+
+
+def _kind(rule: Any) -> type | None:
+    return next((k for k in _KINDS if isinstance(rule, k)), None)
+
+
 def evaluate(rules: list[Any], *, party: str, activity: str, composition: dict[str, int], calibre_mm: int | None,
              notice_hours: float, concurrent: list[dict[str, int]]) -> list[Breach]:
     """The rules of one zone a notice would break. `concurrent`: compositions of the same party's other notices
@@ -63,13 +73,17 @@ def evaluate(rules: list[Any], *, party: str, activity: str, composition: dict[s
     breaches = []
     military = any(map(composition.get, CATEGORIES))  # a category with a count other than 0
     for rule in rules:
-        if isinstance(rule, NoPresence) and party in rule.parties and military:
-            breaches.append(Breach("no_presence", f"no military presence of {party} is allowed here"))
-        elif isinstance(rule, Banned):
+        kind = type(rule)
+        if kind not in _KIND_SET:
+            kind = _kind(rule)
+        if kind is NoPresence:
+            if party in rule.parties and military:
+                breaches.append(Breach("no_presence", f"no military presence of {party} is allowed here"))
+        elif kind is Banned:
             found = [c for c in rule.categories if composition.get(c, 0)]
             if found:
                 breaches.append(Breach("banned", f"banned here: {', '.join(found)}"))
-        elif isinstance(rule, MaxCount):
+        elif kind is MaxCount:
             total = composition.get(rule.category, 0) + sum(c.get(rule.category, 0) for c in concurrent)
             if total > rule.max:
                 others = total - composition.get(rule.category, 0)
@@ -79,7 +93,7 @@ def evaluate(rules: list[Any], *, party: str, activity: str, composition: dict[s
                     and composition.get("artillery", 0) and calibre_mm > rule.max_calibre_mm):
                 breaches.append(Breach("max_count", f"artillery of {calibre_mm} mm over the {rule.max_calibre_mm} mm "
                                                     "allowed here"))
-        elif isinstance(rule, MinNotice) and rule.activity in ("*", activity) and notice_hours < rule.hours:
+        elif kind is MinNotice and rule.activity in ("*", activity) and notice_hours < rule.hours:
             breaches.append(Breach("min_notice", f"notified {notice_hours:.1f} h ahead; this zone needs "
                                                  f"{rule.hours:g} h"))
     return breaches
