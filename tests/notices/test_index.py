@@ -267,11 +267,13 @@ def test_conflict_findings_round_as_python_does():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(crowd, min_size=1, max_size=40), st.data(), st.booleans(), st.booleans())
-def test_deconflictor_sums_and_zone_search_either_way(notices, data, ranks, tree):
+@given(st.lists(crowd, min_size=1, max_size=40), st.data(), st.booleans(), st.booleans(), st.booleans())
+def test_deconflictor_sums_and_zone_search_either_way(notices, data, ranks, tree, circles):
     """The zone limits summed from running sums whether times enter the keys as offsets or as ranks (far-apart
     times), over merged entries, recent ones and removed ones, with the notice checked in the index (an
-    amendment); the zones found by a scan of their bounds or by their tree."""
+    amendment); the zones found by a scan of their bounds or by their tree; candidates first sifted by their
+    bounding circles or not."""
+    from fusioncell.notices import index as index_module
     from fusioncell.notices.index import _Members
 
     zones = [ZoneShape(f"z{i}", Point(x, y).buffer(r, 8), RULES(rules), T0 - timedelta(days=1), None)
@@ -281,8 +283,9 @@ def test_deconflictor_sums_and_zone_search_either_way(notices, data, ranks, tree
                                                                         "max": 50}]),
                                                    (2000, 500, 1500, [{"type": "max_count", "category": "tanks",
                                                                        "max": 10}])])]
-    limit = _Members.key_limit
+    limit, circles_min = _Members.key_limit, index_module._CIRCLES_MIN
     _Members.key_limit = 0 if ranks else limit
+    index_module._CIRCLES_MIN = 0 if circles else 10 ** 9
     try:
         fast = Deconflictor(delta_max=8, compact_min=8)
         fast.zone_scan_max = -1 if tree else 4096
@@ -304,7 +307,7 @@ def test_deconflictor_sums_and_zone_search_either_way(notices, data, ranks, tree
             expected = check(notice, zones=zones, others=others, filed_at=filed)
             assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected)), seq
     finally:
-        _Members.key_limit = limit
+        _Members.key_limit, index_module._CIRCLES_MIN = limit, circles_min
 
 
 def test_a_check_never_rebuilds_the_trees():

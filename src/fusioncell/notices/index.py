@@ -74,6 +74,8 @@ _LINE, _POLYGON = 1, 3
 _NUMPY_MIN = 64
 # Past this many point-segment pairs in one check, a shape's distances to discs are left to GEOS.
 _PAIRS_MAX = 200_000
+# From this many candidates on, a check first drops those whose bounding circles are too far apart.
+_CIRCLES_MIN = 48
 
 
 def segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -369,17 +371,18 @@ class NoticeIndex:
         box = self.box[slots]
         return shapely.box(box[:, 0], box[:, 1], box[:, 2], box[:, 3])
 
-    def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray) -> np.ndarray:
+    def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray,
+                  bounds: tuple[float, float, float, float] | None = None) -> np.ndarray:
         """`deconflict.distance_m` from geom widened by radius to each notice in slots: between two points in
         numpy (its operations, in its order); between a point and a LineString or a Polygon in numpy too, with
         GEOS's operations in its order (the nearest of the segments; 0 inside a polygon); otherwise by GEOS, one
-        vectorised call."""
+        vectorised call. `bounds`: geom's, when known."""
         if not len(slots):
             return np.empty(0)
         found = np.empty(len(slots))
         point = self.point[slots]
-        if isinstance(geom, Point) and not geom.is_empty:
-            (x, y, _, _) = geom.bounds
+        if isinstance(geom, Point) and (bounds := geom.bounds if bounds is None else bounds)[0] == bounds[0]:
+            x, y = bounds[0], bounds[1]  # an empty point has NaN bounds
             if point.any():
                 xy = self.xy[slots[point]]
                 dx, dy = x - xy[:, 0], y - xy[:, 1]
@@ -447,9 +450,10 @@ class _Members:
     compositions (and a count): the notices of a zone overlapping [s, e) are those starting before e less those
     ending by s (which start before e too), so their sum is a difference of two differences of running sums.
     Times enter the keys (zone * M + rank) as their offsets from the first of them (M: the span, plus one),
-    or, where that could overflow, as their ranks among the M distinct times of the entries. Changes since the merge are kept apart, in arrival order, and scanned: the entries added
-    (sign +1), and the merged entries of each notice removed since (sign -1, to be taken off again). Merged past
-    `merge_max` changes, and when the index compacts."""
+    or, where that could overflow, as their ranks among the M distinct times of the entries. Changes since the
+    merge are kept apart, in arrival order, and scanned: the entries added (sign +1), and the merged entries of
+    each notice removed since (sign -1, to be taken off again). Merged past `merge_max` changes, and when the
+    index compacts."""
 
     _FIELDS = ("zone", "slots", "start", "end", "comp", "sign")
     key_limit = 2 ** 62  # keys zone * M + offset stay below it, or ranks are used
@@ -788,16 +792,19 @@ class Deconflictor:
             slots = slots[slots != own]
         if not len(slots):
             return slots, slots, np.empty(0)
-        # No closer than the distance between circles holding them: exact distances only for the rest.
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        if isinstance(geom, Point):
-            radius = r + 0.01
-        else:
-            coords = shapely.get_coordinates(geom)
-            radius = float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 + r if len(coords) else np.nan
-        gap = np.hypot(index.centre[slots, 0] - cx, index.centre[slots, 1] - cy) - index.radius[slots] - radius
-        slots = slots[gap < separation]
-        found = index.distances(geom, r, slots)
+        # No closer than the distance between circles holding them: exact distances only for the rest (worth
+        # its dozen array passes only when there are many).
+        if len(slots) >= _CIRCLES_MIN:
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if isinstance(geom, Point):
+                radius = r + 0.01
+            else:
+                coords = shapely.get_coordinates(geom)
+                radius = (float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 + r if len(coords)
+                          else np.nan)
+            gap = np.hypot(index.centre[slots, 0] - cx, index.centre[slots, 1] - cy) - index.radius[slots] - radius
+            slots = slots[gap < separation]
+        found = index.distances(geom, r, slots, bounds)
         close = found < separation
         slots, found = slots[close], found[close]
         order = np.argsort(index.seq[slots], kind="stable")
