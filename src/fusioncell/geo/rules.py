@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,8 +49,9 @@ class MinDistance(_Rule):
 Rule = Annotated[NoPresence | MaxCount | Banned | MinNotice | MinDistance, Field(discriminator="type")]
 
 
-@dataclass(frozen=True)
-class Breach:
+class Breach(NamedTuple):
+    """A tuple, immutable: cheaper to make than a frozen dataclass, and every check makes some."""
+
     rule: str
     detail: str
 

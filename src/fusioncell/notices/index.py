@@ -561,8 +561,8 @@ class _Members:
             by_start = int(np.searchsorted(self.times, start, side="right"))
         first = hits * m
         lo = self.first[hits]
-        began = np.searchsorted(self.key_start, first + before_end)
-        ended = np.searchsorted(self.key_end, first + by_start)
+        began = self.key_start.searchsorted(first + before_end)
+        ended = self.key_end.searchsorted(first + by_start)
         found = (self.sum_start[began] - self.sum_start[lo]) - (self.sum_end[ended] - self.sum_end[lo])
         found = found.astype(np.int64, copy=False)
         sums, counts = found[:, :-1], found[:, -1]
@@ -617,7 +617,7 @@ def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, nam
     near_half = np.abs(tens - tenths) > 0.5 - 1e-6
     if top >= 2 ** 51:
         near_half |= tens >= 2.0 ** 52
-    for i in np.flatnonzero(near_half).tolist():
+    for i in near_half.nonzero()[0].tolist():
         rounded[i] = round(float(distances[i]), 1)
     ends = [f" of {name}{tail}" for name in names]
     seqs = seqs.tolist()
@@ -712,7 +712,7 @@ class Deconflictor:
         x0, y0, x1, y1 = x0 - r, y0 - r, x1 + r, y1 + r
         if len(self.zones) <= self.zone_scan_max:  # a scan of the zones' bounds, cheaper than a tree's query
             box = self._zone_box
-            hits = np.flatnonzero((box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0))
+            hits = ((box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0)).nonzero()[0]
         else:
             hits = np.sort(self._tree.query(shapely.box(x0, y0, x1, y1)))  # bounds only
         geoms = self._geoms[hits]
@@ -742,7 +742,7 @@ class Deconflictor:
         if self._tree is not None:
             touched, hits = self._touched(notice, start, end, party, bounds)
             if len(hits):
-                separation = max(separation, float(self._zone_separation[hits].max()))
+                separation = max(separation, float(np.maximum.reduce(self._zone_separation[hits])))
         else:
             touched = []
         seqs, parties, distances = self._near(notice, start, end, party, separation, bounds)
@@ -764,7 +764,7 @@ class Deconflictor:
         hits = hits[(self._valid_from[hits] < end) & (start < self._valid_until[hits])]
         members = self._members.get(party)
         touched: list[tuple[ZoneShape, list[dict[str, int]]]] = [(self.zones[zone], []) for zone in hits.tolist()]
-        limited = np.flatnonzero(self._limited[hits])  # only limits read the notices in a zone
+        limited = self._limited[hits].nonzero()[0]  # only limits read the notices in a zone
         if members is None or not len(limited):
             return touched, hits
         sums, counts = members.sums(hits[limited], start, end, index.slot_of(notice.seq))
@@ -807,6 +807,6 @@ class Deconflictor:
         found = index.distances(geom, r, slots, bounds)
         close = found < separation
         slots, found = slots[close], found[close]
-        order = np.argsort(index.seq[slots], kind="stable")
+        order = index.seq[slots].argsort(kind="stable")
         slots = slots[order]
         return index.seq[slots], index.party[slots], found[order]
