@@ -640,9 +640,10 @@ def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray
 
 class Deconflictor:
     """Zones and active notices in memory, giving the findings `deconflict.check` gives against every zone and
-    every active notice: the notice index for other parties' notices nearby; an STRtree over the zones (they
-    change rarely, so it is rebuilt on change); and for each zone and party the notices that meet it, so that
-    the limits of a zone are summed over arrays, without a spatial search."""
+    every active notice: the notice index for other parties' notices nearby; the zones' bounds (scanned) or,
+    past `zone_scan_max` zones, an STRtree over them (they change rarely, so both are rebuilt on change); and
+    for each zone and party the notices that meet it, with running sums of their compositions (`_Members`), so
+    that the limits of a zone are summed by a few binary searches, without a spatial search."""
 
     def __init__(self, *, delta_max: int = 4096, compact_min: int = 4096) -> None:
         self.notices = NoticeIndex(delta_max=delta_max, compact_min=compact_min)
