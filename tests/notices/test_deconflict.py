@@ -64,6 +64,22 @@ def test_limits_are_summed_over_the_partys_concurrent_notices_in_the_zone():
     assert check(apart, zones=[z], others=[first], filed_at=FILED) == []  # not at the same time
 
 
+
+def test_rules_of_a_subclass_are_read_as_their_kind():
+    """evaluate looks a rule's kind up by its class, and a subclass's by isinstance: the same breaches."""
+    from fusioncell.geo.rules import MaxCount, evaluate, limits_concurrent
+
+    class Stricter(MaxCount):
+        pass
+
+    plain = MaxCount(type="max_count", category="tanks", max=10)
+    sub = Stricter(type="max_count", category="tanks", max=10)
+    args = {"party": "SY", "activity": "exercise", "composition": {"tanks": 8}, "calibre_mm": None,
+            "notice_hours": 30.0, "concurrent": [{"tanks": 5}]}
+    assert evaluate([sub], **args) == evaluate([plain], **args) != []
+    assert limits_concurrent([sub]) and not limits_concurrent(RULES.validate_python(
+        [{"type": "min_distance", "metres": 2000}, {"type": "no_presence", "parties": ["IL"]}]))
+
 def test_artillery_calibre_limit():
     z = zone([{"type": "max_count", "category": "artillery", "max": 36, "max_calibre_mm": 122}])
     assert check(notice(1, "SY", (35.87, 33.1), composition={"artillery": 4}, calibre=155), zones=[z], others=[],

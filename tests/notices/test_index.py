@@ -258,3 +258,69 @@ def test_conflict_findings_round_as_python_does():
     tail = " at overlapping times (separation 1,000 m)"
     assert got == [Finding("conflict", f"within {d:,.0f} m of notice {s} of SY{tail}", None, s, round(d, 1))
                    for s, d in zip(seqs.tolist(), values, strict=True)]
+    # past the cache of formatted metres (the distances under a large separation), and two parties
+    far = [99_999.5, 100_000.5, 123_456.75, 2_500_000.04]
+    got = _conflicts(np.arange(4), np.array([0, 1, 1, 0], np.int32), np.array(far), ["IL", "SY"], 3e6)
+    tail = " at overlapping times (separation 3,000,000 m)"
+    assert got == [Finding("conflict", f"within {d:,.0f} m of notice {s} of {p}{tail}", None, s, round(d, 1))
+                   for s, d, p in zip(range(4), far, ["IL", "SY", "SY", "IL"], strict=True)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(crowd, min_size=1, max_size=40), st.data(), st.booleans(), st.booleans(), st.booleans())
+def test_deconflictor_sums_and_zone_search_either_way(notices, data, ranks, tree, circles):
+    """The zone limits summed from running sums whether times enter the keys as offsets or as ranks (far-apart
+    times), over merged entries, recent ones and removed ones, with the notice checked in the index (an
+    amendment); the zones found by a scan of their bounds or by their tree; candidates first sifted by their
+    bounding circles or not."""
+    from fusioncell.notices import index as index_module
+    from fusioncell.notices.index import _Members
+
+    zones = [ZoneShape(f"z{i}", Point(x, y).buffer(r, 8), RULES(rules), T0 - timedelta(days=1), None)
+             for i, (x, y, r, rules) in enumerate([(1000, 1000, 2500, [{"type": "max_count", "category": "tanks",
+                                                                        "max": 40}]),
+                                                   (3000, 3000, 2000, [{"type": "max_count", "category": "troops",
+                                                                        "max": 50}]),
+                                                   (2000, 500, 1500, [{"type": "max_count", "category": "tanks",
+                                                                       "max": 10}])])]
+    limit, circles_min = _Members.key_limit, index_module._CIRCLES_MIN
+    _Members.key_limit = 0 if ranks else limit
+    index_module._CIRCLES_MIN = 0 if circles else 10 ** 9
+    try:
+        fast = Deconflictor(delta_max=8, compact_min=8)
+        fast.zone_scan_max = -1 if tree else 4096
+        half = len(notices) // 2
+        truth = {}
+        for seq, spec in enumerate(notices[:half]):
+            truth[seq] = notice_of(seq, spec)
+            fast.add(truth[seq])
+        fast.set_zones(zones)  # the first half merged, the rest added after
+        for seq, spec in enumerate(notices[half:], start=half):
+            truth[seq] = notice_of(seq, spec)
+            fast.add(truth[seq])
+        for seq in data.draw(st.lists(st.sampled_from(sorted(truth)), unique=True, max_size=10)):
+            fast.remove(seq)
+            del truth[seq]
+        filed = T0 - timedelta(hours=6)
+        for seq, notice in sorted(truth.items()):
+            others = [n for n in truth.values() if n.seq != seq]
+            expected = check(notice, zones=zones, others=others, filed_at=filed)
+            assert sorted(map(repr, fast.check(notice, filed_at=filed))) == sorted(map(repr, expected)), seq
+    finally:
+        _Members.key_limit, index_module._CIRCLES_MIN = limit, circles_min
+
+
+def test_a_check_never_rebuilds_the_trees():
+    """Past delta_max additions, the add rebuilds the trees (and compacts), not the check that follows."""
+    fast = Deconflictor(delta_max=4, compact_min=4)
+    fast.set_zones([ZoneShape("z", Point(0, 0).buffer(500, 8), RULES([]), T0 - timedelta(days=1), None)])
+    index = fast.notices
+    for seq in range(12):
+        fast.add(shape_of(seq, (Point(seq * 10.0, 0), 50.0), (0, 2), "IL" if seq % 2 else "SY"))
+        built, trees = index._base_n, dict(index._trees)
+        assert index._n - built <= 4
+        fast.check(shape_of(100, (Point(0, 0), 10.0), (0, 2), "SY"), filed_at=T0)
+        assert (index._base_n, index._trees) == (built, trees)
+    for seq in range(9):
+        fast.remove(seq)
+        assert index._dead <= max(4, len(index))

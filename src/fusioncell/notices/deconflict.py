@@ -112,11 +112,13 @@ def check(notice: NoticeShape, *, zones: list[ZoneShape], others: list[NoticeSha
 
 
 def findings(notice: NoticeShape, *, touched: list[tuple[ZoneShape, list[dict[str, int]]]],
-             near: list[tuple[int, str, float]], filed_at: datetime, min_notice_hours: float = 0.0) -> list[Finding]:
+             near: list[tuple[int, str, float]], filed_at: datetime, min_notice_hours: float = 0.0,
+             separation: float | None = None) -> list[Finding]:
     """The findings, once the searching is done (by `check` over everything, or by an index): `touched`, the
     zones in effect that the notice intersects, each with the compositions of the party's other notices in it
     at overlapping times (only their sum matters); `near`, other parties' notices overlapping in time and
-    altitude, as (seq, party, distance in metres), at least those closer than the separation."""
+    altitude, as (seq, party, distance in metres), at least those closer than the separation; `separation`,
+    that of the touched zones (`separation_m`), when the caller has it already."""
     found: list[Finding] = []
     hours = (notice.start - filed_at).total_seconds() / 3600
     for zone, in_zone in touched:
@@ -127,7 +129,8 @@ def findings(notice: NoticeShape, *, touched: list[tuple[ZoneShape, list[dict[st
             found.append(Finding(kind, breach.detail, zone=zone.id))
     if hours < min_notice_hours and not any(f.type == "notice_period" for f in found):
         found.append(Finding("notice_period", f"notified {hours:.1f} h ahead; the cell needs {min_notice_hours:g} h"))
-    separation = separation_m([zone for zone, _ in touched])
+    if separation is None:
+        separation = separation_m([zone for zone, _ in touched])
     tail = f" at overlapping times (separation {separation:,.0f} m)"
     make = tuple.__new__  # Finding("conflict", detail, None, other, distance_m), without a call to its __new__
     found += [make(Finding, ("conflict", f"within {distance:,.0f} m of notice {seq} of {party}{tail}", None, seq,

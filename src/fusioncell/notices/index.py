@@ -8,18 +8,19 @@ discs in numpy, and where a shape is involved by GEOS (through shapely), one vec
 is its shape widened by its radius, as in `deconflict`: a disc is its centre and its radius. Spatial search:
 one shapely STRtree per party over the (widened) bounds of the notices present at its last build, plus a
 linear scan of the bounds of
-those added since (a few thousand at most; past that the trees are rebuilt at the next query). Removed notices
-are only marked dead; their slots are compacted away once they outnumber the live ones, and at every
-rebuild of the trees, which also puts the slots in Morton order of their centres (a search's notices then sit
-close together in the columns). So adds and removals
-take microseconds, without a rebuild. The findings are those of `deconflict.check` against every zone and
-every active notice (tests/notices/test_index.py holds it to that)."""
+those added since (a few thousand at most; past that the add that would pass the limit rebuilds the trees
+first). Removed notices are only marked dead; their slots are compacted away (by the removal that makes them
+outnumber the live ones) and at every rebuild of the trees, which also puts the slots in Morton order of their
+centres (a search's notices then sit close together in the columns). So most adds and removals take
+microseconds, and a check never pays for a rebuild. The findings are those of `deconflict.check` against every
+zone and every active notice (tests/notices/test_index.py holds it to that)."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 
 import numpy as np
 import shapely
@@ -27,6 +28,7 @@ from shapely import STRtree
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from fusioncell.geo import rules as zone_rules
 from fusioncell.geo.rules import CATEGORIES
 from fusioncell.notices import deconflict
 from fusioncell.notices.deconflict import Finding, NoticeShape, ZoneShape
@@ -72,6 +74,8 @@ _LINE, _POLYGON = 1, 3
 _NUMPY_MIN = 64
 # Past this many point-segment pairs in one check, a shape's distances to discs are left to GEOS.
 _PAIRS_MAX = 200_000
+# From this many candidates on, a check first drops those whose bounding circles are too far apart.
+_CIRCLES_MIN = 48
 
 
 def segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,7 +151,7 @@ def _band(notice: NoticeShape) -> tuple[float, float]:
 
 
 class NoticeIndex:
-    """`delta_max`: notices added since the tree was built before the next query rebuilds it;
+    """`delta_max`: notices added since the trees were built before the next add rebuilds them;
     `compact_min`: dead slots tolerated whatever the live count (they are compacted when they outnumber both)."""
 
     seq: np.ndarray
@@ -180,10 +184,12 @@ class NoticeIndex:
             setattr(self, name, np.full((1024, _WIDTH[name]) if name in _WIDTH else 1024, fill, dtype=dtype))
         self._trees: dict[int, tuple[STRtree, np.ndarray]] = {}  # party code -> tree, and the slots in it
         self._base_n = 0  # slots [0, _base_n) were live or dead when the tree was built; the rest are scanned
+        self._queried = False  # a search since the trees were built (adds rebuild them only then, not in bulk)
         self._segs = np.empty((4096, 4))  # the segments of the slots' shapes (seg_lo, seg_n)
         self._segs_n = 0
         self._ends: list[tuple[datetime, int]] = []  # heap of (end, seq); stale pairs are skipped on pop
         self.on_compact: list[Callable[[np.ndarray], None]] = []  # told old slot -> new slot (-1: gone)
+        self.on_remove: list[Callable[[int], None]] = []  # told the slot of a notice that has left
 
     def _grow(self) -> None:
         for name, (dtype, fill) in _COLUMNS.items():
@@ -202,12 +208,17 @@ class NoticeIndex:
         slot = self._slot_of.get(seq)
         return None if slot is None else self._shapes[slot]
 
+    def slot_of(self, seq: int) -> int | None:
+        return self._slot_of.get(seq)
+
     def party_code(self, party: str) -> int:
         return self._parties.get(party, -1)
 
     def add(self, notice: NoticeShape) -> int:
         """Add, or replace (an amendment) a notice of the same seq; returns its slot."""
         self.remove(notice.seq)
+        if self._queried and self._n - self._base_n >= self.delta_max:
+            self.refresh(rebuild=True)  # the trees' rebuild falls to an add, not to a check
         if self._n == len(self.seq):
             self._grow()
         slot = self._n
@@ -244,6 +255,10 @@ class NoticeIndex:
         self.geoms[slot] = None
         self._shapes[slot] = None
         self._dead += 1
+        for hook in self.on_remove:
+            hook(slot)
+        if self._dead > max(self.compact_min, len(self._slot_of)):  # compaction too falls to a removal
+            self.refresh()
 
     def expire(self, now: datetime) -> list[int]:
         """Drop notices whose window has ended (in order of their ends: no scan); returns their seqs."""
@@ -256,9 +271,11 @@ class NoticeIndex:
                 ended.append(seq)
         return ended
 
-    def refresh(self) -> None:
-        """Compact dead slots and rebuild the tree when due, and find the bounding circles of the notices added
-        since the last query (in one call, not one per add). A rebuild compacts too, into spatial order."""
+    def refresh(self, *, rebuild: bool = False) -> None:
+        """Find the bounding circles of the notices added since the last query (in one call, not one per add),
+        and compact dead slots and rebuild the trees when due, or now. Adds and removals see to that first, so
+        a check does not, unless notices were loaded in bulk with no query between (then the first query, or
+        Deconflictor.set_zones, builds the trees once). A rebuild compacts too, into spatial order."""
         if self._circled < self._n:
             new = slice(self._circled, self._n)
             live = self.alive[new]
@@ -266,7 +283,8 @@ class NoticeIndex:
             self.radius[new] += self.disc[new]
             self._add_segments(new, np.where(live, self.geoms[new], None))
             self._circled = self._n
-        if self._dead > max(self.compact_min, len(self._slot_of)) or self._n - self._base_n > self.delta_max:
+        if (rebuild or self._dead > max(self.compact_min, len(self._slot_of))
+                or self._n - self._base_n > self.delta_max):
             self._compact()
 
     def _add_segments(self, new: slice, geoms: np.ndarray) -> None:
@@ -324,6 +342,7 @@ class NoticeIndex:
             mine = slots[self.party[slots] == party]
             self._trees[party] = (STRtree(self.boxes(mine)), mine)
         self._base_n = self._n
+        self._queried = False
 
     def candidates(self, bounds: tuple[float, float, float, float], reach: float, *, but: int | None = None
                    ) -> np.ndarray:
@@ -331,6 +350,7 @@ class NoticeIndex:
         axis) of `bounds`: a superset of those within `reach`. Call refresh() first."""
         x0, y0 = bounds[0] - reach - _SLACK_M, bounds[1] - reach - _SLACK_M
         x1, y1 = bounds[2] + reach + _SLACK_M, bounds[3] + reach + _SLACK_M
+        self._queried = True
         parts = []
         window = shapely.box(x0, y0, x1, y1)
         for party, (tree, slots) in self._trees.items():
@@ -344,24 +364,25 @@ class NoticeIndex:
         if not parts:
             return np.empty(0, np.int64)
         slots = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        return slots[self.alive[slots]]
+        return slots[self.alive[slots]] if self._dead else slots
 
     def boxes(self, slots: np.ndarray) -> np.ndarray:
         """The widened bounds of notices, as rectangles (what the trees hold)."""
         box = self.box[slots]
         return shapely.box(box[:, 0], box[:, 1], box[:, 2], box[:, 3])
 
-    def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray) -> np.ndarray:
+    def distances(self, geom: BaseGeometry, radius: float, slots: np.ndarray,
+                  bounds: tuple[float, float, float, float] | None = None) -> np.ndarray:
         """`deconflict.distance_m` from geom widened by radius to each notice in slots: between two points in
         numpy (its operations, in its order); between a point and a LineString or a Polygon in numpy too, with
         GEOS's operations in its order (the nearest of the segments; 0 inside a polygon); otherwise by GEOS, one
-        vectorised call."""
+        vectorised call. `bounds`: geom's, when known."""
         if not len(slots):
             return np.empty(0)
         found = np.empty(len(slots))
         point = self.point[slots]
-        if isinstance(geom, Point) and not geom.is_empty:
-            (x, y, _, _) = geom.bounds
+        if isinstance(geom, Point) and (bounds := geom.bounds if bounds is None else bounds)[0] == bounds[0]:
+            x, y = bounds[0], bounds[1]  # an empty point has NaN bounds
             if point.any():
                 xy = self.xy[slots[point]]
                 dx, dy = x - xy[:, 0], y - xy[:, 1]
@@ -423,109 +444,156 @@ class NoticeIndex:
 
 
 class _Members:
-    """For one party, the notices that meet each zone, with copies of their times and compositions, so that the
-    limits of any set of zones are summed in a few calls over contiguous memory, however many zones. Those
-    present at the last merge are sorted by zone, then start (a key zone * K + start - t0, so that one
-    searchsorted finds, for every zone hit, the run of entries starting in a window); those added since are in
-    arrival order (scanned whole; merged in past `merge_max`). Dead slots are filtered out by the reader, and
-    dropped when the index compacts."""
+    """For one party, the notices that meet each zone, so that the summed compositions of a check's zones are
+    found by a few binary searches, however many notices the zones hold. The entries (zone, slot) present at the
+    last merge are kept in two orders, by zone then start and by zone then end, each with running sums of the
+    compositions (and a count): the notices of a zone overlapping [s, e) are those starting before e less those
+    ending by s (which start before e too), so their sum is a difference of two differences of running sums.
+    Times enter the keys (zone * M + rank) as their offsets from the first of them (M: the span, plus one),
+    or, where that could overflow, as their ranks among the M distinct times of the entries. Changes since the
+    merge are kept apart, in arrival order, and scanned: the entries added (sign +1), and the merged entries of
+    each notice removed since (sign -1, to be taken off again). Merged past `merge_max` changes, and when the
+    index compacts."""
 
-    _FIELDS = ("zone", "slots", "start", "end", "comp")
+    _FIELDS = ("zone", "slots", "start", "end", "comp", "sign")
+    key_limit = 2 ** 62  # keys zone * M + offset stay below it, or ranks are used
 
-    def __init__(self, zones: int, merge_max: int) -> None:
+    def __init__(self, index: NoticeIndex, zones: int, merge_max: int) -> None:
+        self.index = index
         self.zones = zones
         self.merge_max = merge_max
-        self.base = self._empty(0)
-        self.key = np.empty(0, np.int64)
-        self.t0, self.k, self.span = 0, 1, 0
-        self.new = self._empty(16)
-        self.n = 0  # entries in self.new
+        self.new = self._empty(16)  # the changes since the merge
+        self.n = 0
+        self._merged(np.empty(0, np.int64), np.empty(0, np.int64))
 
     @staticmethod
     def _empty(size: int) -> dict[str, np.ndarray]:
         return {name: np.empty((size, len(CATEGORIES)) if name == "comp" else size, np.int64)
                 for name in _Members._FIELDS}
 
-    def extend(self, zone: np.ndarray, slots: np.ndarray, start: np.ndarray, end: np.ndarray, comp: np.ndarray
-               ) -> None:
+    def _merged(self, zone: np.ndarray, slots: np.ndarray) -> None:
+        """Make the merged entries these (zone, slot) pairs; the changes are folded in (or void)."""
+        self.n = 0
+        by_slot = np.argsort(slots, kind="stable")
+        self.by_slot, self.zone_by_slot = slots[by_slot], zone[by_slot]  # a removed notice's entries
+        index = self.index
+        start, end, comp = index.start[slots], index.end[slots], index.comp[slots]
+        lo = int(min(start.min(), end.min())) if len(slots) else 0
+        hi = int(max(start.max(), end.max())) if len(slots) else 0
+        if (self.zones + 1) * (hi - lo + 1) < self.key_limit:  # a time's rank: its offset from the first
+            self.times, self.t0, m = None, lo, hi - lo + 1
+            ranks = start - lo, end - lo
+        else:  # times too far apart for that: its position among the distinct times
+            self.times = np.unique(np.concatenate([start, end]))
+            m = len(self.times)
+            ranks = np.searchsorted(self.times, start), np.searchsorted(self.times, end)
+        self.m = m
+        width = len(CATEGORIES) + 1  # the compositions, and a count
+        values = np.empty((len(slots), width), np.int64)
+        values[:, :-1] = comp
+        values[:, -1] = 1
+        # Running sums in 32 bits when no sum can reach 2**31 (half the memory), else in 64.
+        dtype = np.int32 if not len(slots) or np.abs(values).sum(axis=0).max() < 2 ** 31 else np.int64
+        for name, rank in zip(("start", "end"), ranks, strict=True):
+            key = zone * m + rank
+            order = np.argsort(key, kind="stable")
+            running = np.zeros((len(slots) + 1, width), dtype)
+            np.cumsum(values[order], axis=0, dtype=dtype, out=running[1:])
+            setattr(self, f"key_{name}", key[order])
+            setattr(self, f"sum_{name}", running)
+        # where each zone's entries begin (the same in both orders), and end: zone z's are [first[z], first[z + 1])
+        self.first = np.searchsorted(self.key_start, np.arange(self.zones + 1) * m)
+
+    def merge(self, mapping: np.ndarray | None = None) -> None:
+        """Fold the changes into the merged entries; with a mapping (old slot -> new slot, -1: gone: the index
+        has compacted), move every entry to its new slot. Entries of removed notices go."""
+        added = self.new["sign"][:self.n] > 0
+        zone = np.concatenate([self.zone_by_slot, self.new["zone"][:self.n][added]])
+        slots = np.concatenate([self.by_slot, self.new["slots"][:self.n][added]])
+        if mapping is not None:
+            slots = mapping[slots]
+            kept = slots >= 0
+        else:
+            kept = self.index.alive[slots]
+        self._merged(zone[kept], slots[kept])
+
+    def _append(self, zone: np.ndarray, slots: np.ndarray, start: np.ndarray, end: np.ndarray, comp: np.ndarray,
+                sign: int) -> None:
         n, more = self.n, len(zone)
         if n + more > len(self.new["zone"]):
             grown = self._empty(max(16, 2 * (n + more)))
             for name, column in grown.items():
                 column[:n] = self.new[name][:n]
             self.new = grown
-        for name, values in zip(self._FIELDS, (zone, slots, start, end, comp), strict=True):
+        for name, values in zip(self._FIELDS, (zone, slots, start, end, comp, sign), strict=True):
             self.new[name][n:n + more] = values
         self.n += more
         if self.n > self.merge_max:
             self.merge()
 
-    def merge(self, mapping: np.ndarray | None = None) -> None:
-        """Fold the recent entries into the sorted ones; with a mapping (old slot -> new slot, -1: gone), move
-        every entry to its new slot."""
-        merged = {name: np.concatenate([self.base[name], self.new[name][:self.n]]) for name in self._FIELDS}
-        self.n = 0
-        if mapping is not None:
-            moved = mapping[merged["slots"]]
-            kept = moved >= 0
-            merged = {name: column[kept] for name, column in merged.items()}
-            merged["slots"] = moved[kept]
-        start = merged["start"]
-        if len(start):
-            self.t0 = int(start.min())
-            self.k = int(start.max()) - self.t0 + 1
-            self.span = int((merged["end"] - start).max())
-        if (self.zones + 1) * self.k >= 2 ** 62:  # times too far apart for the key: by zone only, every start
-            self.t0, self.k, self.span = 0, 1, 2 ** 62
-            key = merged["zone"].copy()
-        else:
-            key = merged["zone"] * self.k + (start - self.t0)
-        order = np.argsort(key, kind="stable")
-        self.key = key[order]
-        self.base = {name: column[order] for name, column in merged.items()}
+    def extend(self, zone: np.ndarray, slot: int) -> None:
+        """The notice at `slot` meets these zones."""
+        index, k = self.index, len(zone)
+        self._append(zone, np.full(k, slot), np.full(k, index.start[slot]), np.full(k, index.end[slot]),
+                     np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))), 1)
 
-    def sums(self, hits: np.ndarray, start: int, end: int, alive: np.ndarray, seq: np.ndarray, but_seq: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def drop(self, slot: int) -> None:
+        """The notice at `slot` has left the index: its merged entries are taken off (its added ones are
+        skipped, as dead, when read)."""
+        lo, hi = np.searchsorted(self.by_slot, (slot, slot + 1))
+        if hi > lo:
+            index, k = self.index, hi - lo
+            self._append(self.zone_by_slot[lo:hi], np.full(k, slot), np.full(k, index.start[slot]),
+                         np.full(k, index.end[slot]), np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))), -1)
+
+    def sums(self, hits: np.ndarray, start: int, end: int, but_slot: int | None) -> tuple[np.ndarray, np.ndarray]:
         """For the zones at positions `hits` (ascending): the summed compositions (one row each) and the
-        counts of the live notices overlapping [start, end) in time, other than `but_seq`."""
-        base = self.base
-        # Entries overlapping [start, end) start in [start - span, end): one run per zone in the key's order.
-        lower = min(max(start - self.span - self.t0, 0), self.k)
-        upper = min(max(end - self.t0, 0), self.k) if self.k > 1 else 1
-        first = hits * self.k
-        lo = np.searchsorted(self.key, first + lower)
-        lengths = np.searchsorted(self.key, first + upper) - lo
-        total = int(lengths.sum())
-        sums = np.zeros((len(hits), len(CATEGORIES)), np.int64)
-        counts = np.zeros(len(hits), np.int64)
-        if total:
-            # The runs as one index array (lo..lo + length, one zone after the other), and the zone of each.
-            group = np.repeat(np.arange(len(hits)), lengths)
-            at = np.arange(total) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-            keep = (base["end"][at] > start) & (base["start"][at] < end)
-            at, group = at[keep], group[keep]
-            slots = base["slots"][at]
-            keep = alive[slots] & (seq[slots] != but_seq)
-            if not keep.all():
-                at, group = at[keep], group[keep]
-            if len(at):
-                change = np.empty(len(group), np.bool_)
-                change[0] = True
-                np.not_equal(group[1:], group[:-1], out=change[1:])
-                firsts = np.flatnonzero(change)
-                sums[group[firsts]] = np.add.reduceat(base["comp"][at], firsts, axis=0)
-                counts = np.bincount(group, minlength=len(hits))
+        counts of the live notices overlapping [start, end) in time, other than the one at `but_slot` (the
+        notice checked, when it is in the index)."""
+        index = self.index
+        # Merged: (starting before end) - (ending by start), each the difference of two running sums. A rank
+        # r in [0, m]: the entries of a zone with a rank below it (m: all of them).
+        m = self.m
+        if self.times is None:
+            before_end, by_start = min(max(end - self.t0, 0), m), min(max(start - self.t0 + 1, 0), m)
+        else:
+            before_end = int(np.searchsorted(self.times, end))
+            by_start = int(np.searchsorted(self.times, start, side="right"))
+        first = hits * m
+        lo = self.first[hits]
+        began = self.key_start.searchsorted(first + before_end)
+        ended = self.key_end.searchsorted(first + by_start)
+        found = (self.sum_start[began] - self.sum_start[lo]) - (self.sum_end[ended] - self.sum_end[lo])
+        found = found.astype(np.int64, copy=False)
+        sums, counts = found[:, :-1], found[:, -1]
+        position = None
+        if but_slot is not None:
+            b_lo, b_hi = np.searchsorted(self.by_slot, (but_slot, but_slot + 1))
+            if b_hi > b_lo and index.start[but_slot] < end and index.end[but_slot] > start:
+                position = np.full(self.zones, -1, np.int64)
+                position[hits] = np.arange(len(hits))
+                where = position[self.zone_by_slot[b_lo:b_hi]]
+                where = where[where >= 0]
+                sums[where] -= index.comp[but_slot]
+                counts[where] -= 1
         if self.n:
             new = {name: column[:self.n] for name, column in self.new.items()}
-            position = np.full(self.zones, -1, np.int64)
-            position[hits] = np.arange(len(hits))
+            if position is None:
+                position = np.full(self.zones, -1, np.int64)
+                position[hits] = np.arange(len(hits))
             where = position[new["zone"]]
             keep = np.flatnonzero((where >= 0) & (new["start"] < end) & (new["end"] > start))
-            slots = new["slots"][keep]
-            keep = keep[alive[slots] & (seq[slots] != but_seq)]
-            np.add.at(sums, where[keep], new["comp"][keep])
-            np.add.at(counts, where[keep], 1)
+            slots, sign = new["slots"][keep], new["sign"][keep]
+            keep = keep[(sign < 0) | (index.alive[slots] & (slots != (-1 if but_slot is None else but_slot)))]
+            sign = new["sign"][keep]
+            np.add.at(sums, where[keep], new["comp"][keep] * sign[:, None])
+            np.add.at(counts, where[keep], sign)
         return sums, counts
+
+
+# f"{d:,}" for the whole metres d below its length: a conflict's distance, formatted once, not per finding.
+_METRES: list[str] = []
+_METRES_MAX = 100_000
 
 
 def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, names: list[str],
@@ -536,16 +604,27 @@ def _conflicts(seqs: np.ndarray, parties: np.ndarray, distances: np.ndarray, nam
     is what round's decimal string reads back as) unless 10 d, itself rounded, lies within a hair of a half:
     there Python's round decides."""
     tail = f" at overlapping times (separation {separation:,.0f} m)"
-    whole = np.rint(distances).astype(np.int64).tolist()
+    whole = np.rint(distances).astype(np.int64)
+    top = int(whole.max()) if len(whole) else 0
+    if len(_METRES) <= top < _METRES_MAX:
+        _METRES.extend(f"{d:,}" for d in range(len(_METRES), top + 1))
+    whole = whole.tolist()
+    metres = list(map(_METRES.__getitem__, whole)) if top < len(_METRES) else [f"{d:,}" for d in whole]
     tens = distances * 10.0
     tenths = np.rint(tens)
     rounded = (tenths / 10.0).tolist()
-    for i in np.flatnonzero((np.abs(np.abs(tens - tenths) - 0.5) < 1e-6) | (tens >= 2.0 ** 52)).tolist():
+    # |tens - tenths| <= 0.5, exactly: within a hair of a half is over 0.5 - 1e-6
+    near_half = np.abs(tens - tenths) > 0.5 - 1e-6
+    if top >= 2 ** 51:
+        near_half |= tens >= 2.0 ** 52
+    for i in near_half.nonzero()[0].tolist():
         rounded[i] = round(float(distances[i]), 1)
-    party_of = [names[p] for p in parties.tolist()]
-    make = tuple.__new__  # Finding("conflict", detail, None, other, distance_m), without a call to its __new__
-    return [make(Finding, ("conflict", f"within {d:,} m of notice {seq} of {party}{tail}", None, seq, r))
-            for seq, party, d, r in zip(seqs.tolist(), party_of, whole, rounded, strict=True)]
+    ends = [f" of {name}{tail}" for name in names]
+    seqs = seqs.tolist()
+    details = [f"within {m} m of notice {seq}{ends[p]}" for seq, p, m in zip(seqs, parties.tolist(), metres,
+                                                                               strict=True)]
+    # Finding("conflict", detail, None, other, distance_m) each, without a call to its __new__
+    return list(map(tuple.__new__, repeat(Finding), zip(repeat("conflict"), details, repeat(None), seqs, rounded)))
 
 
 def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -561,14 +640,17 @@ def _meet(zones: np.ndarray, geoms: np.ndarray, radii: np.ndarray) -> np.ndarray
 
 class Deconflictor:
     """Zones and active notices in memory, giving the findings `deconflict.check` gives against every zone and
-    every active notice: the notice index for other parties' notices nearby; an STRtree over the zones (they
-    change rarely, so it is rebuilt on change); and for each zone and party the notices that meet it, so that
-    the limits of a zone are summed over arrays, without a spatial search."""
+    every active notice: the notice index for other parties' notices nearby; the zones' bounds (scanned) or,
+    past `zone_scan_max` zones, an STRtree over them (they change rarely, so both are rebuilt on change); and
+    for each zone and party the notices that meet it, with running sums of their compositions (`_Members`), so
+    that the limits of a zone are summed by a few binary searches, without a spatial search."""
 
     def __init__(self, *, delta_max: int = 4096, compact_min: int = 4096) -> None:
         self.notices = NoticeIndex(delta_max=delta_max, compact_min=compact_min)
         self.notices.on_compact.append(self._remap)
+        self.notices.on_remove.append(self._dropped)
         self.merge_max = delta_max
+        self.zone_scan_max = 4096  # up to this many zones, a check scans their bounds; past it, it asks a tree
         self.zones: list[ZoneShape] = []
         self._geoms = np.empty(0, object)
         self._tree: STRtree | None = None
@@ -581,6 +663,11 @@ class Deconflictor:
         self._geoms = np.array([z.geom for z in self.zones], dtype=object)
         shapely.prepare(self._geoms)  # each is tested against many notices
         self._tree = STRtree(self._geoms) if self.zones else None
+        self._zone_box = np.ascontiguousarray(shapely.bounds(self._geoms).T)  # x0, y0, x1, y1: one row each
+        # each zone's min_distance (0: none), for the separation
+        self._zone_separation = np.array([zone_rules.min_distance(z.rules) or 0.0 for z in self.zones], np.float64)
+        # whether a zone has limits summed over the party's concurrent notices (max_count rules)
+        self._limited = np.array([zone_rules.limits_concurrent(z.rules) for z in self.zones], np.bool_)
         self._valid_from = np.array([micros(z.valid_from) for z in self.zones], np.int64)
         self._valid_until = np.array([_NEVER if z.valid_until is None else micros(z.valid_until)
                                       for z in self.zones], np.int64)
@@ -599,26 +686,36 @@ class Deconflictor:
         party = index.party[found]
         for code in np.unique(party).tolist():
             mine = party == code
-            zone, slot = zone_of[mine], found[mine]
-            members = self._members_of(code)
-            members.extend(zone, slot, index.start[slot], index.end[slot], index.comp[slot])
-            members.merge()
+            self._members[code] = _Members(index, len(self.zones), self.merge_max)
+            self._members[code]._merged(zone_of[mine], found[mine])
 
     def _members_of(self, party: int) -> _Members:
         members = self._members.get(party)
         if members is None:
-            members = self._members[party] = _Members(len(self.zones), self.merge_max)
+            members = self._members[party] = _Members(self.notices, len(self.zones), self.merge_max)
         return members
 
     def _remap(self, mapping: np.ndarray) -> None:
         for members in self._members.values():
             members.merge(mapping)
 
-    def _zones_met(self, notice: NoticeShape) -> np.ndarray:
-        """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times."""
+    def _dropped(self, slot: int) -> None:
+        members = self._members.get(int(self.notices.party[slot]))
+        if members is not None:
+            members.drop(slot)
+
+    def _zones_met(self, notice: NoticeShape, bounds: tuple[float, float, float, float] | None = None
+                   ) -> np.ndarray:
+        """The zones (positions, in order) that the notice meets (`deconflict.meets`), whatever their times.
+        `bounds`: the notice's shape's, when known."""
         r = notice.radius_m
-        x0, y0, x1, y1 = notice.geom.bounds
-        hits = np.sort(self._tree.query(shapely.box(x0 - r, y0 - r, x1 + r, y1 + r)))  # bounds only
+        x0, y0, x1, y1 = notice.geom.bounds if bounds is None else bounds
+        x0, y0, x1, y1 = x0 - r, y0 - r, x1 + r, y1 + r
+        if len(self.zones) <= self.zone_scan_max:  # a scan of the zones' bounds, cheaper than a tree's query
+            box = self._zone_box
+            hits = ((box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0)).nonzero()[0]
+        else:
+            hits = np.sort(self._tree.query(shapely.box(x0, y0, x1, y1)))  # bounds only
         geoms = self._geoms[hits]
         return hits[shapely.dwithin(geoms, notice.geom, r) if r > 0 else shapely.intersects(geoms, notice.geom)]
 
@@ -628,10 +725,7 @@ class Deconflictor:
         if self._tree is not None:
             zones = self._zones_met(notice)
             if len(zones):
-                k = len(zones)
-                self._members_of(int(index.party[slot])).extend(
-                    zones, np.full(k, slot), np.full(k, index.start[slot]), np.full(k, index.end[slot]),
-                    np.broadcast_to(index.comp[slot], (k, len(CATEGORIES))))
+                self._members_of(int(index.party[slot])).extend(zones, slot)
 
     def remove(self, seq: int) -> None:
         self.notices.remove(seq)
@@ -644,60 +738,76 @@ class Deconflictor:
         index.refresh()
         start, end = micros(notice.start), micros(notice.end)
         party = index.party_code(notice.party)
-        touched = self._touched(notice, start, end, party) if self._tree is not None else []
-        separation = deconflict.separation_m([zone for zone, _ in touched])
-        seqs, parties, distances = self._near(notice, start, end, party, separation)
+        bounds = notice.geom.bounds
+        separation = deconflict.DEFAULT_SEPARATION_M  # deconflict.separation_m of the zones touched
+        if self._tree is not None:
+            touched, hits = self._touched(notice, start, end, party, bounds)
+            if len(hits):
+                separation = max(separation, float(np.maximum.reduce(self._zone_separation[hits])))
+        else:
+            touched = []
+        seqs, parties, distances = self._near(notice, start, end, party, separation, bounds)
         # The conflicts come last in deconflict.findings: its rule and notice-period findings (near=[]), then
         # the same conflict findings it would make, built from the arrays (a busy notice has hundreds).
         found = deconflict.findings(notice, touched=touched, near=[], filed_at=filed_at,
-                                    min_notice_hours=min_notice_hours)
+                                    min_notice_hours=min_notice_hours, separation=separation)
         if len(seqs):
             found += _conflicts(seqs, parties, distances, self.notices.party_names, separation)
         return found
 
-    def _touched(self, notice: NoticeShape, start: int, end: int, party: int
-                 ) -> list[tuple[ZoneShape, list[dict[str, int]]]]:
+    def _touched(self, notice: NoticeShape, start: int, end: int, party: int,
+                 bounds: tuple[float, float, float, float]
+                 ) -> tuple[list[tuple[ZoneShape, list[dict[str, int]]]], np.ndarray]:
         """The zones in effect that the notice meets, in the order of self.zones, each with the summed
-        composition of the party's other notices in it at overlapping times."""
+        composition of the party's other notices in it at overlapping times; and their positions."""
         index = self.notices
-        hits = self._zones_met(notice)
+        hits = self._zones_met(notice, bounds)
         hits = hits[(self._valid_from[hits] < end) & (start < self._valid_until[hits])]
         members = self._members.get(party)
-        if members is None or not len(hits):
-            return [(self.zones[zone], []) for zone in hits.tolist()]
-        sums, counts = members.sums(hits, start, end, index.alive, index.seq, notice.seq)
-        return [(self.zones[zone], [dict(zip(CATEGORIES, row, strict=True))] if count else [])
-                for zone, row, count in zip(hits.tolist(), sums.tolist(), counts.tolist(), strict=True)]
+        touched: list[tuple[ZoneShape, list[dict[str, int]]]] = [(self.zones[zone], []) for zone in hits.tolist()]
+        limited = self._limited[hits].nonzero()[0]  # only limits read the notices in a zone
+        if members is None or not len(limited):
+            return touched, hits
+        sums, counts = members.sums(hits[limited], start, end, index.slot_of(notice.seq))
+        for at, row, count in zip(limited.tolist(), sums.tolist(), counts.tolist(), strict=True):
+            if count:
+                touched[at][1].append(dict(zip(CATEGORIES, row, strict=True)))
+        return touched, hits
 
-    def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _near(self, notice: NoticeShape, start: int, end: int, party: int, separation: float,
+              bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Other parties' notices overlapping in time and altitude, closer than the separation: their seqs,
         party codes and distances, by seq."""
         index = self.notices
-        low, high = _band(notice)
         geom, r = notice.geom, notice.radius_m
-        x0, y0, x1, y1 = geom.bounds
+        x0, y0, x1, y1 = bounds
         slots = index.candidates((x0 - r, y0 - r, x1 + r, y1 + r), separation, but=party)
         slots = slots[(index.start[slots] < end) & (index.end[slots] > start)]  # the most selective first
-        if notice.altitude is None:  # a ground activity meets every band
-            slots = slots[index.seq[slots] != notice.seq]
-        else:
-            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)
-                          & (index.seq[slots] != notice.seq)]
+        if notice.altitude is not None:  # a ground activity meets every band
+            low, high = notice.altitude
+            slots = slots[(index.alt_lo[slots] <= high) & (index.alt_hi[slots] >= low)]
+        # Not the notice itself: a notice of the same seq in the index is the notice's party's (excluded
+        # already), unless its party was changed.
+        own = index.slot_of(notice.seq)
+        if own is not None and index.party[own] != party:
+            slots = slots[slots != own]
         if not len(slots):
             return slots, slots, np.empty(0)
-        # No closer than the distance between circles holding them: exact distances only for the rest.
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        if isinstance(geom, Point):
-            radius = r + 0.01
-        else:
-            coords = shapely.get_coordinates(geom)
-            radius = float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 + r if len(coords) else np.nan
-        gap = np.hypot(index.centre[slots, 0] - cx, index.centre[slots, 1] - cy) - index.radius[slots] - radius
-        slots = slots[gap < separation]
-        found = index.distances(geom, r, slots)
+        # No closer than the distance between circles holding them: exact distances only for the rest (worth
+        # its dozen array passes only when there are many).
+        if len(slots) >= _CIRCLES_MIN:
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if isinstance(geom, Point):
+                radius = r + 0.01
+            else:
+                coords = shapely.get_coordinates(geom)
+                radius = (float(np.hypot(coords[:, 0] - cx, coords[:, 1] - cy).max()) + 0.01 + r if len(coords)
+                          else np.nan)
+            gap = np.hypot(index.centre[slots, 0] - cx, index.centre[slots, 1] - cy) - index.radius[slots] - radius
+            slots = slots[gap < separation]
+        found = index.distances(geom, r, slots, bounds)
         close = found < separation
         slots, found = slots[close], found[close]
-        order = np.argsort(index.seq[slots], kind="stable")
+        order = index.seq[slots].argsort(kind="stable")
         slots = slots[order]
         return index.seq[slots], index.party[slots], found[order]
