@@ -107,3 +107,42 @@ def test_two_workers_on_postgresql_share_the_stream(pg_schema_url, tmp_path):
     other.close()
     cell.close()
 
+
+
+@pytest.mark.postgres
+def test_a_worker_keeps_following_the_others_after_a_database_error(pg_schema_url, tmp_path, monkeypatch):
+    """A failed catch-up query (a cut connection, a restarted server) does not end the follower: it listens
+    again, catches up, and the entries other workers append still reach this worker's listeners."""
+    from sqlalchemy.exc import OperationalError
+
+    from fusioncell.cell import init_cell, open_cell
+    from fusioncell.config import DEMO_CONFIG, load_config
+    from fusioncell.record.notify import Follower
+    from tests.factories.record import persona
+
+    cell = init_cell(tmp_path / "data", config=load_config(DEMO_CONFIG), config_path=DEMO_CONFIG,
+                     db_url=pg_schema_url)
+    other = open_cell(cell.paths.root, db_url=pg_schema_url)  # the other worker
+    writer = persona(other, "IL", "il/device-1")
+    failures = []
+    real_catch_up = Follower.catch_up
+
+    def failing_once(self, size=None):
+        if not failures:
+            failures.append(size)
+            raise OperationalError("SELECT …", {}, Exception("server closed the connection unexpectedly"))
+        return real_catch_up(self, size)
+
+    monkeypatch.setattr(Follower, "catch_up", failing_once)
+    received = threading.Event()
+    seen: list[int] = []
+    follower = Follower(cell.db, cell.log)
+    cell.log.listeners.append(lambda appended, _head: (seen.extend(a.seq for a in appended), received.set()))
+    try:
+        appended = writer.append({"text": "appended by the other worker"})
+        assert received.wait(15), "the follower stopped after the database error"
+        assert failures and appended.seq in seen
+    finally:
+        follower.close()
+        other.close()
+        cell.close()

@@ -8,6 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -64,7 +65,10 @@ class Follower:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self.catch_up(int(note.payload))
-            except psycopg.Error:
+            except (psycopg.Error, sa_exc.DBAPIError):
+                # The listening connection or a catch-up query failed (the server restarted, a connection was
+                # cut): listen again and catch up, rather than leave this worker's streams without the others'
+                # entries for good.
                 self._stop.wait(1.0)
 
     def catch_up(self, size: int | None = None) -> None:
