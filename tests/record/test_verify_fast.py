@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 
 import fusioncell.record.verify as verify_module
+from fusioncell.record import signing
 from fusioncell.record.canonical import b64e, canonical
 from fusioncell.record.models import Body, Entry, EntryAudience
 from fusioncell.record.signing import verify as verify_sig
@@ -274,3 +275,19 @@ def test_database_items_name_every_hole_in_a_range(cell, il_liaison):
             assert item.leaf == rows.get(item.seq)
             assert (item.body is None) == (item.seq not in rows)
             assert item.body != b"" or item.seq == 5
+
+
+def test_a_key_enrolled_with_the_wrong_length_is_named_not_a_crash(cell, il_liaison):
+    # The sequencer's schema refuses such a key; only a forged enrolment (signed with the cell key) could put
+    # one in a log, and verify must then name the entries it signs instead of failing with a traceback.
+    il_liaison.append({"text": "patrol"})
+    with cell.db.read() as session:
+        entry = session.query(Entry).order_by(Entry.seq.desc()).first()
+        seq, leaf, body = entry.seq, entry.leaf, session.get(Body, entry.seq).data
+    key = il_liaison.signer.key_id
+    for public in (bytes(31), bytes(33), b""):
+        checked = check_item(Item(seq, leaf, body), {key: public})
+        assert checked.error == (f"signed with key {key}, enrolled as {len(public)} bytes: an Ed25519 public key "
+                                 "is 32")
+    good = {key: signing.public_bytes(il_liaison.signer.key)}
+    assert check_item(Item(seq, leaf, body), good).error is None

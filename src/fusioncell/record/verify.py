@@ -35,7 +35,6 @@ from fusioncell.record.registry import (
     Registry,
     SignerRefused,
 )
-from fusioncell.record.signing import VerifyKey
 from fusioncell.record.signing import key_id as compute_key_id
 from fusioncell.record.signing import verify as verify_sig
 
@@ -168,9 +167,12 @@ def check_item(item: Item, keys: dict[str, bytes]) -> Checked:
         if isinstance(parsed, str):
             return Checked(item.seq, hashed, parsed)
     sub, sig, time, sub_bytes = parsed
-    public = _public_key(keys, sub["key"])
+    public = keys.get(sub["key"])
     if public is None:
         return Checked(item.seq, hashed, f"signed with key {sub['key']}, which is not enrolled in this log")
+    if len(public) != 32:  # only a forged enrolment can hold one (the sequencer's schema refuses it)
+        return Checked(item.seq, hashed, f"signed with key {sub['key']}, enrolled as {len(public)} bytes: an "
+                                         "Ed25519 public key is 32")
     if not _signature_ok(public, sub_bytes, sig):
         return Checked(item.seq, hashed, f"author signature does not verify with key {sub['key']}")
     body = None
@@ -184,25 +186,11 @@ def check_item(item: Item, keys: dict[str, bytes]) -> Checked:
     return Checked(item.seq, hashed, None, sub, time, body)
 
 
-_PUBLIC_KEYS: dict[bytes, bytes] = {}
-
-
-def _public_key(keys: dict[str, bytes], key_id: str) -> bytes | None:
-    """The key's 32 raw bytes, checked once per process as a VerifyKey (which refuses any other length)."""
-    public = keys.get(key_id)
-    if public is None:
-        return None
-    found = _PUBLIC_KEYS.get(public)
-    if found is None:
-        found = _PUBLIC_KEYS[public] = bytes(VerifyKey(public))
-    return found
-
-
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def _signature_ok(public: bytes, message: bytes, sig: str) -> bool:
-    """signing.verify for a key checked by _public_key, without a VerifyKey per call (PyNaCl's own binding)."""
+    """signing.verify for a 32-byte public key, without a VerifyKey per call (PyNaCl's own binding)."""
     # canonical.b64d without the base64 module's layers of calls: the same steps (no padding allowed, pad, ASCII,
     # url-safe alphabet to the standard one, lenient decode); sig is a str.
     if "=" in sig:
