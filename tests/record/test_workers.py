@@ -3,11 +3,14 @@ and verifies, and a key revoked through one worker is refused by the other."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from fusioncell.cell import open_cell
 from fusioncell.errors import InvalidSubmission
 from fusioncell.identity import service as identity_service
+from fusioncell.record.merkle import verify_inclusion
 from fusioncell.record.verify import DatabaseSource, verify_source
 
 
@@ -31,3 +34,36 @@ def test_two_workers_interleave_on_one_log(cell, il_liaison, clock):
     assert info.value.code == "revoked_key"
     other.close()
     assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 13
+
+
+def test_a_worker_reads_proofs_while_another_holds_the_sequencer(cell, il_liaison, clock):
+    # Worker B is in the middle of an append (it holds the sequencer lock on PostgreSQL, the write lock on
+    # SQLite). Worker A still catches its tree up with what was committed and serves a proof against it, before
+    # B commits: a read neither waits for an append nor holds one up.
+    first = il_liaison.append({"text": "committed before"})
+    other = open_cell(cell.paths.root, db_url=cell.db.url, clock=clock)
+    reader = open_cell(cell.paths.root, db_url=cell.db.url, clock=clock)
+    body = {"text": "being appended by worker B"}
+    submission, sig = il_liaison.sign(body)
+    done = threading.Event()
+    result = {}
+
+    def read() -> None:
+        with reader.db.read() as session:
+            tree = reader.log.tree(session)
+            result["size"] = tree.size
+            result["proof"] = tree.inclusion_proof(first.seq, tree.size)
+            result["root"] = tree.root(tree.size)
+        done.set()
+
+    with other.log.transaction(other.db) as session:
+        pending = other.log.append(session, submission=submission, sig=sig, body=body)
+        thread = threading.Thread(target=read)
+        thread.start()
+        finished_while_held = done.wait(20)  # a deadlock detector, not a speed limit
+    thread.join(20)
+    assert finished_while_held, "the read waited for the append to commit"
+    assert result["size"] == first.seq + 1 == pending.seq  # what was committed, not B's entry
+    assert verify_inclusion(first.leaf_hash, first.seq, result["size"], result["proof"], result["root"])
+    other.close()
+    reader.close()

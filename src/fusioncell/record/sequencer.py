@@ -172,6 +172,17 @@ class Log:
             return
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
+        if self._catch_up(session):
+            self._head_size = session.execute(select(func.coalesce(func.max(TreeHead.size), 0))).scalar_one()
+        if self._registry is None and self._tree.size:
+            self._registry = self._load_registry(session)
+        session.info["log_txn"] = txn
+        session.info["log_mark"] = (self._tree.size, self._last_time)
+
+    def _catch_up(self, session: Session) -> bool:
+        """Extend the cached tree with the committed entries past it; whether there were any. Committed entries
+        are always a dense prefix of the log (appends are serialised by the sequencer lock), so no lock is needed
+        to read them."""
         if self._tree is None:
             self._tree = MerkleTree()
             self._registry = None
@@ -187,12 +198,7 @@ class Log:
             self._last_time = max(self._last_time, time)
             if kind in IDENTITY_KINDS:
                 self._registry = None
-        if self._registry is None and self._tree.size:
-            self._registry = self._load_registry(session)
-        if self._tree.size and rows:
-            self._head_size = session.execute(select(func.coalesce(func.max(TreeHead.size), 0))).scalar_one()
-        session.info["log_txn"] = txn
-        session.info["log_mark"] = (self._tree.size, self._last_time)
+        return bool(rows)
 
     def _load_registry(self, session: Session) -> Registry:
         from fusioncell.identity.models import Cell, Party, SigningKey
@@ -434,8 +440,11 @@ class Log:
             return {"tree_head": head, "sig": sig}
 
     def tree(self, session: Session) -> MerkleTree:
+        """The tree over every committed entry (and over what this process is appending now). Caught up without
+        the sequencer lock: on PostgreSQL a proof or a consistency read neither waits for appends nor holds them
+        up."""
         with self._guard:
-            self._sync(session)
+            self._catch_up(session)
             assert self._tree is not None
             return self._tree
 
