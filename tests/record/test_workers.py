@@ -67,3 +67,43 @@ def test_a_worker_reads_proofs_while_another_holds_the_sequencer(cell, il_liaiso
     assert verify_inclusion(first.leaf_hash, first.seq, result["size"], result["proof"], result["root"])
     other.close()
     reader.close()
+
+
+def test_after_a_read_the_registry_is_loaded_and_signatures_are_checked_outside_the_lock(cell, il_liaison):
+    fresh = open_cell(cell.paths.root, db_url=cell.db.url)
+    body = {"text": "checked before the lock"}
+    submission, sig = il_liaison.sign(body)
+    assert fresh.log.prepare(submission=submission, sig=sig, body=body).verified_key is None  # nothing loaded yet
+    with fresh.db.read() as session:
+        fresh.log.tree(session)
+    prepared = fresh.log.prepare(submission=submission, sig=sig, body=body)
+    assert prepared.verified_key == il_liaison.signer.key.verify_key.encode()
+    fresh.close()
+
+
+def test_a_read_during_an_enrolment_does_not_leave_a_registry_without_the_new_key(cell, clock):
+    # One transaction enrols a key and then appends with it. A read in between (another thread of the same
+    # worker) sees only what was committed: it must not install a registry that lacks the new key, or the
+    # second append of the transaction would be refused.
+    from fusioncell.record import signing
+    from fusioncell.record.format import Signer
+
+    key = signing.generate()
+    log = cell.log
+    with log.transaction(cell.db) as session:
+        identity_service.enrol_key(session, log=log, party="SY", holder="sy/new-device",
+                                   public_key=signing.public_bytes(key), custody="device")
+
+        def read() -> None:
+            with cell.db.read() as read_session:
+                log.tree(read_session)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(20)
+        signer = Signer(cell=log.cell_id or "", party="SY", author="sy/new-device", key=key)
+        body = {"text": "signed with the key enrolled just before"}
+        submission, sig = signer.submit(kind="test.note", body=body, audience=["IL", "SY", "US"],
+                                        created="2026-11-22T10:00:00.000Z")
+        appended = log.append(session, submission=submission, sig=sig, body=body)
+    assert appended.submission["key"] == signer.key_id

@@ -446,6 +446,13 @@ class Log:
         with self._guard:
             self._catch_up(session)
             assert self._tree is not None
+            if self._registry is None and self._tree.size:
+                # The key registry (so that prepare checks signatures outside the lock), but only where this
+                # process's tree is exactly what this session sees: an append in flight may have enrolled a key
+                # that is not committed, and the registry then waits for that append's own reload.
+                last = session.execute(select(func.max(Entry.seq))).scalar()
+                if last is not None and last + 1 == self._tree.size:
+                    self._registry = self._load_registry(session)
             return self._tree
 
     @contextmanager
