@@ -10,6 +10,8 @@ import pytest
 from fusioncell.cell import open_cell
 from fusioncell.errors import InvalidSubmission
 from fusioncell.identity import service as identity_service
+from fusioncell.record import signing
+from fusioncell.record.format import Signer
 from fusioncell.record.merkle import verify_inclusion
 from fusioncell.record.verify import DatabaseSource, verify_source
 
@@ -85,9 +87,6 @@ def test_a_read_during_an_enrolment_does_not_leave_a_registry_without_the_new_ke
     # One transaction enrols a key and then appends with it. A read in between (another thread of the same
     # worker) sees only what was committed: it must not install a registry that lacks the new key, or the
     # second append of the transaction would be refused.
-    from fusioncell.record import signing
-    from fusioncell.record.format import Signer
-
     key = signing.generate()
     log = cell.log
     with log.transaction(cell.db) as session:
