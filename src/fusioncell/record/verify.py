@@ -14,15 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from binascii import a2b_base64
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import nacl.exceptions
-from nacl.bindings import crypto_sign_open
 
 from fusioncell.clock import is_record_time
 from fusioncell.errors import InvalidSubmission, VerificationFailed
@@ -173,7 +169,7 @@ def check_item(item: Item, keys: dict[str, bytes]) -> Checked:
     if len(public) != 32:  # only a forged enrolment can hold one (the sequencer's schema refuses it)
         return Checked(item.seq, hashed, f"signed with key {sub['key']}, enrolled as {len(public)} bytes: an "
                                          "Ed25519 public key is 32")
-    if not _signature_ok(public, sub_bytes, sig):
+    if not verify_sig(public, sub_bytes, sig):
         return Checked(item.seq, hashed, f"author signature does not verify with key {sub['key']}")
     body = None
     if item.body is not None:
@@ -184,28 +180,6 @@ def check_item(item: Item, keys: dict[str, bytes]) -> Checked:
     elif sub["kind"] in IDENTITY_KINDS:
         return Checked(item.seq, hashed, f"{sub['kind']} body is missing: identity entries go to every party")
     return Checked(item.seq, hashed, None, sub, time, body)
-
-
-_URLSAFE = bytes.maketrans(b"-_", b"+/")
-
-
-def _signature_ok(public: bytes, message: bytes, sig: str) -> bool:
-    """signing.verify for a 32-byte public key, without a VerifyKey per call (PyNaCl's own binding)."""
-    # canonical.b64d without the base64 module's layers of calls: the same steps (no padding allowed, pad, ASCII,
-    # url-safe alphabet to the standard one, lenient decode); sig is a str.
-    if "=" in sig:
-        return False
-    try:
-        raw = a2b_base64((sig + "=" * (-len(sig) % 4)).encode("ascii").translate(_URLSAFE))
-    except ValueError:  # UnicodeEncodeError and binascii.Error are ValueErrors
-        return False
-    if len(raw) != 64:
-        return False
-    try:
-        crypto_sign_open(raw + message, public)
-    except nacl.exceptions.BadSignatureError:
-        return False
-    return True
 
 
 class Source:
