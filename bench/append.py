@@ -7,12 +7,14 @@ the same run.
      SHA-256 the body, verify the author signature (PyNaCl's call, which releases the GIL), canonicalise and
      leaf-hash the entry (no storage), on one thread and on two;
   c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
-     and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key,
-     `log.prepare(...)` on the writer's thread, then `committer.submit(lambda s: log.append_prepared(s, p))`,
-     keeping up to --in-flight appends (default 64) submitted and not yet acknowledged, as an HTTP client with
-     several requests open or the API's awaiting handlers do; --in-flight 1 waits for each append before the
-     next. An append counts when its future resolves, which is after the fsync of the batch holding it.
-     Submissions are signed before the clock starts (signing is the authors' work, on their devices).
+     and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key, hand
+     device-signed submissions to the server's path for them (fusioncell.record.intake.Intake, as
+     POST /api/v1/records does), with --processes checker processes (default: one per core, as
+     `fusioncell serve`), keeping up to --in-flight appends (default 64) submitted and not yet acknowledged, as
+     an HTTP client with several requests open or the API's awaiting handlers do; --in-flight 1 waits for each
+     append before the next. An append counts when it is acknowledged, which is after the fsync of the batch
+     holding it. Submissions are signed before the clock starts (signing is the authors' work, on their
+     devices), and kept out of the garbage collector's sight (gc.freeze: they stand for the clients' memory).
      After each timed run the log is verified (verify_source on a DatabaseSource) and its size checked.
 
 Targets (printed PASS/MISS, never asserted): >= 8,000 durable appends/s, and >= 60 % of the CPU-only rate.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -36,7 +39,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,7 @@ from fusioncell.record import signing
 from fusioncell.record.canonical import b64d, canonical, hash_hex
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.format import Signer, entry_bytes
+from fusioncell.record.intake import Intake
 from fusioncell.record.merkle import leaf_hash
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
@@ -176,18 +179,20 @@ def _now():  # noqa: ANN202
 # -- c. the sequencer ----------------------------------------------------------------------------------------
 
 class TimedCommitter(GroupCommitter):
-    """GroupCommitter that keeps time: busy = inside _commit (appends + savepoints + seal + COMMIT)."""
+    """GroupCommitter that keeps time: busy = inside _commit (appends + savepoints + seal + COMMIT), busy_cpu =
+    the thread's CPU time there (the rest is waiting: for the disk, or for the GIL)."""
 
     def __init__(self, *args: Any, profiler: cProfile.Profile | None = None, **kwargs: Any) -> None:
         self.busy = 0.0
-        self.work_time = 0.0
+        self.busy_cpu = 0.0
         self.profiler = profiler
         super().__init__(*args, **kwargs)
 
     def _commit(self, batch: list) -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         super()._commit(batch)
         self.busy += time.perf_counter() - start
+        self.busy_cpu += time.thread_time() - cpu
 
     def _run(self) -> None:
         if self.profiler is None:
@@ -206,8 +211,7 @@ class Run:
     seconds: float
     batches: int
     busy: float
-    work_time: float
-    verified_outside: int
+    busy_cpu: float
     latencies: list[float]
     errors: list[str]
     expected_size: int = 0
@@ -232,7 +236,7 @@ class Run:
 
 
 def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: int, writers: int, body_size: int,
-                  max_batch: int, profile: bool, in_flight: int) -> Run:
+                  max_batch: int, profile: bool, in_flight: int, processes: int) -> Run:
     root = Path(tempfile.mkdtemp(prefix="cell-", dir=scratch))
     cell = new_cell(root / "cell", db_url)
     try:
@@ -245,49 +249,38 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         for w, signer in enumerate(signers):
             work_lists.append(presign(signer, start, per[w], body_size, created))
             start += per[w]
+        # The submissions stand for what clients hold in their own processes: out of the collector's sight, or
+        # every full collection of the server's heap would walk them.
+        gc.freeze()
 
         profiler = cProfile.Profile() if profile else None
         committer = TimedCommitter(cell.db, log, max_batch=max_batch, profiler=profiler)
+        intake = Intake(log, committer, processes=processes)
+        for checker in intake.checkers:  # started before the clock, as a server's are
+            checker.start()
         barrier = threading.Barrier(writers + 1)
-        verified = [0] * writers
         latencies: list[list[float]] = [[] for _ in range(writers)]
         errors: list[str] = []
 
         def writer(w: int) -> None:
             items, lat = work_lists[w], latencies[w]
-            window: deque[tuple[float, Any]] = deque()
+            slots = threading.Semaphore(in_flight)
 
-            def settle() -> None:
-                t0, future = window.popleft()
-                try:
-                    future.result()
-                except Exception as exc:  # noqa: BLE001
-                    errors.append(f"{exc.__class__.__name__}: {exc}")
-                # Measured when the writer sees the acknowledgement (up to a window's later than it came).
+            def done(future: Any, t0: float) -> None:
+                # Measured when the acknowledgement comes (on the committer's thread).
                 lat.append(time.perf_counter() - t0)
+                exc = future.exception()
+                if exc is not None:
+                    errors.append(f"{exc.__class__.__name__}: {exc}")
+                slots.release()
 
             barrier.wait()
             for sub, sig, body in items:
-                if len(window) >= in_flight:
-                    settle()
+                slots.acquire()
                 t0 = time.perf_counter()
-                try:
-                    prepared = log.prepare(submission=sub, sig=sig, body=body)
-                    if prepared.verified_key is not None:
-                        verified[w] += 1
-
-                    def work(session: Any, p: Any = prepared) -> Any:
-                        t = time.perf_counter()
-                        result = log.append_prepared(session, p)
-                        committer.work_time += time.perf_counter() - t  # only the committer thread runs work
-                        return result
-
-                    window.append((t0, committer.submit(work)))
-                except Exception as exc:  # noqa: BLE001
-                    errors.append(f"{exc.__class__.__name__}: {exc}")
-                    lat.append(time.perf_counter() - t0)
-            while window:
-                settle()
+                intake.submit(submission=sub, sig=sig, body=body, done=lambda f, t0=t0: done(f, t0))
+            for _ in range(in_flight):
+                slots.acquire()
 
         threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(writers)]
         for t in threads:
@@ -301,10 +294,11 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         seconds = time.perf_counter() - t0
         cpu = _cpu() - cpu0
         batches = committer.batches - batches0
+        intake.close()
         committer.close()
 
-        run = Run(backend, appends, seconds, batches, committer.busy, committer.work_time, sum(verified),
-                  sorted(x for lat in latencies for x in lat), errors, cpu=cpu)
+        run = Run(backend, appends, seconds, batches, committer.busy, committer.busy_cpu, sorted(x for lat in latencies for x in lat),
+                  errors, cpu=cpu)
         if profiler is not None:
             stream = io.StringIO()
             stats = pstats.Stats(profiler, stream=stream)
@@ -327,6 +321,7 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         run.verify_seconds = time.perf_counter() - t1
         return run
     finally:
+        gc.unfreeze()
         cell.close()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -356,6 +351,9 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=64,
                         help="appends each writer keeps submitted and not yet acknowledged (default 64; 1 = each "
                         "writer waits for every append before the next)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="the intake's checker processes (default: one per core, as `fusioncell serve`; 0: "
+                        "checks in the server's process)")
     parser.add_argument("--sample", type=int, help="entries in the CPU-only baseline sample (default 4,000)")
     parser.add_argument("--pg", metavar="URL", help="also run on PostgreSQL, in a scratch schema of this database")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run (with --pg)")
@@ -408,11 +406,11 @@ def main() -> int:
                     with pg_schema(url) as schema_url:
                         run = sequencer_run(name, schema_url, scratch, appends=appends, writers=args.writers,
                                             body_size=args.body, max_batch=args.max_batch, profile=profile,
-                                            in_flight=args.in_flight)
+                                            in_flight=args.in_flight, processes=args.processes)
                 else:
                     run = sequencer_run(name, None, scratch, appends=appends, writers=args.writers,
                                         body_size=args.body, max_batch=args.max_batch, profile=profile,
-                                            in_flight=args.in_flight)
+                                            in_flight=args.in_flight, processes=args.processes)
                 runs[name].append(run)
                 console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s "
                               f"(load avg {os.getloadavg()[0]:.2f}), "
@@ -447,9 +445,8 @@ def main() -> int:
         ratios = [r.rate / max(c1, c2) for r, c1, c2 in zip(rs, cpu1, cpu2, strict=False)]
         lat = sorted(x for r in rs for x in r.latencies)
         busy = [r.busy / r.seconds for r in rs]
-        per_append = [r.work_time / r.appends * 1e6 for r in rs]
-        per_batch_rest = [(r.busy - r.work_time) / r.batches * 1e3 for r in rs if r.batches]
-        rest_per_append = [(r.busy - r.work_time) / r.appends * 1e6 for r in rs]
+        per_append = [r.busy / r.appends * 1e6 for r in rs]
+        per_batch = [r.busy / r.batches * 1e3 for r in rs if r.batches]
         ok = all(r.intact for r in rs)
         intact &= ok
         table(f"c. sequencer on {name}: {args.writers} writers, group commit, {appends:,} appends per rep",
@@ -464,14 +461,13 @@ def main() -> int:
                    ""],
                   ["process CPU µs per append (all threads)", fmt(median([r.cpu / r.appends * 1e6 for r in rs]), 1),
                    spread([r.cpu / r.appends * 1e6 for r in rs])],
-                  ["µs per append in append_prepared (under the lock)", fmt(median(per_append), 1),
+                  ["µs per append in the committer (appends, seal, COMMIT)", fmt(median(per_append), 1),
                    spread(per_append)],
-                  ["µs per append in savepoints+seal+COMMIT", fmt(median(rest_per_append), 1), ""],
-                  ["ms per batch in savepoints+seal+COMMIT", fmt(median(per_batch_rest), 2), ""],
-                  ["writer latency p50 / p99 (ms, prepare+append+commit)",
+                  ["  of which the committer's own CPU", fmt(median([r.busy_cpu / r.appends * 1e6 for r in rs]), 1),
+                   ""],
+                  ["ms per batch in the committer", fmt(median(per_batch), 2), ""],
+                  ["writer latency p50 / p99 (ms, submitted to durable)",
                    f"{percentile(lat, .5) * 1e3:.2f} / {percentile(lat, .99) * 1e3:.2f}", ""],
-                  ["signatures verified outside the lock", pct(sum(r.verified_outside for r in rs)
-                                                               / sum(r.appends for r in rs)), ""],
                   ["log verifies, entry count as appended", "yes" if ok else "[bold red]NO[/]",
                    f"{rs[-1].count:,} entries"],
               ])

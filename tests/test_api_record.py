@@ -304,3 +304,39 @@ def test_concurrent_posts_are_each_durable_and_answered_once(api, devices):
     assert len(accepted) == 36 and refused == ["bad_signature"] * 4
     assert len({a["seq"] for a in accepted}) == 36
     assert _tree_size(api) == before + 36
+
+
+@pytest.fixture
+def api_checkers(cell):
+    """The application as `fusioncell serve` runs it: device-signed submissions checked in worker processes."""
+    from starlette.testclient import TestClient
+
+    from fusioncell.app import create_app
+    from fusioncell.deps import Settings
+    from tests.factories.identity import add_personas
+
+    add_personas(cell)
+    app = create_app(cell, settings=Settings(check_processes=1))
+    with TestClient(app) as client:
+        client.cell = cell
+        yield client
+    assert app.state.fc.intake.checkers[0].pid is None  # the worker went with the server
+
+
+def test_with_checker_processes_a_submission_is_appended_and_a_forgery_refused(api_checkers):
+    api = api_checkers
+    signer = device_member(api.cell, "il/device-1", "IL", ["liaison"])
+    client = client_for(api, "il/device-1")
+    accepted = client.submit(signer, kind="test.note", body={"text": "patrol 0600Z"}, audience=["IL", "SY", "US"])
+    assert client.record(accepted["seq"])["body"] == {"text": "patrol 0600Z"}
+    assert client.verify_entry(accepted["seq"])
+    assert api.app.state.fc.intake.checkers[0].batches >= 1  # checked by the worker, not in the server
+    submission, sig = signer.submit(kind="test.note", body={"text": "x"}, audience=["IL", "SY", "US"],
+                                    created="2026-11-22T10:00:00.000Z")
+    forged = sig[:-2] + ("AA" if not sig.endswith("AA") else "BA")
+    with pytest.raises(ApiError) as info:
+        client._call("POST", "/records", json={"submission": submission, "sig": forged, "body": {"text": "x"}})
+    assert info.value.code == "bad_signature" and info.value.status == 422
+    with pytest.raises(ApiError) as info:
+        client._call("POST", "/records", json={"submission": submission, "sig": sig, "body": {"text": "y"}})
+    assert info.value.code == "body_hash_mismatch" and info.value.status == 422

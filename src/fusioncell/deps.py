@@ -41,6 +41,9 @@ class Settings:
     attachment_types: frozenset[str] = ALLOWED_TYPES
     deadline_interval: float | None = 1.0  # seconds between deadline checks; None: no background ticker
     mt_models: str | None = None  # a folder of Argos-format translation models (extra [mt]); none: no MT
+    # Processes that check device-signed submissions (record/checker.py); 0: the intake's thread checks them.
+    # `fusioncell serve` starts one per core.
+    check_processes: int = 0
 
 
 class ViewerCache:
@@ -96,7 +99,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.translator = translator_from_settings(self.settings.mt_models)
-        self.intake = Intake(self.cell.log, self.committer)
+        self.intake = Intake(self.cell.log, self.committer, processes=self.settings.check_processes)
         self.authenticating = {}
         self.limiter = RateLimiter(self.settings.login_attempts_per_minute, 60.0)
         self.viewers = ViewerCache()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -435,6 +436,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8470,
     mbtiles: Annotated[Optional[Path], typer.Option(help="A local MBTiles basemap to serve (raster PNG).")] = None,
     mt_models: Annotated[Optional[Path], typer.Option(help="Folder of Argos-format translation models.")] = None,
+    check_processes: Annotated[Optional[int], typer.Option(
+        min=0, help="Processes that check device-signed submissions (default: one per core; 0: none).")] = None,
 ) -> None:
     """Serve the cell over HTTP."""
     import uvicorn
@@ -448,7 +451,10 @@ def serve(
     with errors():
         cell = open_cell(data_dir(dir), db_url=db)
     out.print(f"fusioncell serving on http://{host}:{port}/")
-    settings = Settings(mbtiles=str(mbtiles) if mbtiles else None, mt_models=str(mt_models) if mt_models else None)
+    if check_processes is None:
+        check_processes = os.cpu_count() or 1
+    settings = Settings(mbtiles=str(mbtiles) if mbtiles else None, mt_models=str(mt_models) if mt_models else None,
+                        check_processes=check_processes)
     server = uvicorn.Server(server_config(create_app(cell, settings=settings), host=host, port=port))
     server.run()
     if not server.started:  # as uvicorn.run: the port could not be bound, or the app did not start
@@ -465,7 +471,7 @@ def demo(
     root = data_dir(dir)
     if not DataPaths(root).cell_key.exists():
         init(dir=root, config=None, demo=True, db=None)
-    serve(dir=root, db=None, host=host, port=port, mbtiles=None, mt_models=None)
+    serve(dir=root, db=None, host=host, port=port, mbtiles=None, mt_models=None, check_processes=None)
 
 
 def main() -> None:  # pragma: no cover

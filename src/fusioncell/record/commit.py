@@ -13,6 +13,7 @@ in flight) may keep several units queued; batches grow with the load instead of 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -26,9 +27,49 @@ from fusioncell.record.sequencer import DeferredDuplicate, Log
 if TYPE_CHECKING:
     from fusioncell.db import Database
 
+_logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
-Unit = tuple[Callable[[Session], Any], "Future[Any]"]
+Unit = tuple[Callable[[Session], Any], "Future[Any] | Reply"]
+
+
+class Reply:
+    """The outcome of a unit queued with `GroupCommitter.send`: what a Future would hold, without a Future's
+    lock and condition (made and settled hundreds of times per batch). Handed to its `done` only once settled."""
+
+    __slots__ = ("_error", "_value", "done")
+
+    def __init__(self, done: Callable[[Reply], None]) -> None:
+        self.done = done
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return True
+
+    def deliver(self) -> None:
+        """Call done; as a Future's callbacks, an exception it raises is logged and goes no further."""
+        try:
+            self.done(self)
+        except Exception:  # the commit thread goes on
+            _logger.exception("a done callback of the group commit failed")
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def cancelled(self) -> bool:
+        return False
 
 
 class _Refused(Exception):
@@ -43,6 +84,12 @@ def _deferred(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def _deliver(units: list[Unit]) -> None:
+    for _work, future in units:
+        if type(future) is Reply:
+            future.deliver()
 
 
 class GroupCommitter:
@@ -64,6 +111,13 @@ class GroupCommitter:
         future: Future[T] = Future()
         self._queue.put((work, future))
         return future
+
+    def send(self, work: Callable[[Session], Any], done: Callable[[Reply], None]) -> None:
+        """Queue work for the next batch; `done(reply)` is called (on the commit thread) once the batch is durable
+        or the unit failed. For producers that queue many units and need no Future each (the intake)."""
+        if self._closed:
+            raise RuntimeError("the committer is closed")
+        self._queue.put((work, Reply(done)))
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run work in the next batch and return its result once the batch is durable."""
@@ -147,11 +201,13 @@ class GroupCommitter:
                 # The commit itself failed: nothing in the batch is durable.
                 for i, (_work, future) in enumerate(units):
                     future.set_exception(failed.get(i, exc))
+                _deliver(units)
                 return
             break
         else:  # every unit was refused: nothing to commit
             for i, (_work, future) in enumerate(units):
                 future.set_exception(failed[i])
+            _deliver(units)
             return
         appended_entries = session.info.pop("appended", [])
         session.close()
@@ -161,6 +217,7 @@ class GroupCommitter:
                 future.set_exception(failed[i])
             else:
                 future.set_result(results[i])
+        _deliver(units)
         log.publish(appended_entries, head)
 
     def _guarded(self, session: Session, work: Callable[[Session], Any], start: tuple[int, str] | None,

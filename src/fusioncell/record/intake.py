@@ -1,9 +1,12 @@
-"""Intake of device-signed submissions: one thread checks each (Log.prepare: shape, hashes, body schema,
-Ed25519 signature) and hands it to the group commit.
+"""Intake of device-signed submissions: each is checked (record.checks: shape, hashes, Ed25519 signature; then
+the body's schema) and handed to the group commit, in the order submitted.
 
-Why a thread of its own: the checks hold the GIL except during the signature check, and an event loop that
-waits to get the GIL back after a C call stalls every connection it serves (the commit thread holds the GIL
-for up to the switch interval at a time). Here the waiting is this thread's, the loop hands a submission
+Where `processes` is set, the checks run in that many worker processes (record/checker.py), one intake thread
+feeding each with batches of whatever is waiting: in one process they would share a core with the sequencer
+under the GIL. Without workers (or while a worker is being replaced) one thread checks each submission itself.
+
+Why threads of their own and not the event loop: the checks hold the GIL, and an event loop that waits to get
+the GIL back stalls every connection it serves. Here the waiting is the intake's, the loop hands a submission
 over with one queue put and no wake-up, and nothing is recorded for a submission that fails a check.
 """
 
@@ -12,45 +15,123 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
-from fusioncell.record.commit import GroupCommitter
-from fusioncell.record.sequencer import Appended, Log
+from fusioncell.errors import InvalidSubmission
+from fusioncell.record import kinds as kind_registry
+from fusioncell.record.checker import Checker, CheckerUnavailable, checked
+from fusioncell.record.commit import GroupCommitter, Reply
+from fusioncell.record.sequencer import Log, Prepared
 
-Done = Callable[[Future[Appended]], None]
+Done = Callable[[Reply], None]
+Item = tuple[dict[str, Any], str, dict[str, Any], Done]
 _STOP = object()
 
 
 class Intake:
-    def __init__(self, log: Log, committer: GroupCommitter) -> None:
+    def __init__(self, log: Log, committer: GroupCommitter, *, processes: int = 0, batch: int = 64) -> None:
         self.log = log
         self.committer = committer
+        self.batch = batch
+        self.checkers = [Checker() for _ in range(processes)]
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="fusioncell-intake", daemon=True)
-        self._thread.start()
+        self._take_lock = threading.Lock()
+        # Batches are handed to the committer in the order they were taken: each waits for the one before.
+        self._last_handed = threading.Event()
+        self._last_handed.set()
+        self._threads = [
+            threading.Thread(target=self._run, args=(checker,), name=f"fusioncell-intake-{i}", daemon=True)
+            for i, checker in enumerate(self.checkers or [None])
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, *, submission: dict[str, Any], sig: str, body: dict[str, Any], done: Done) -> None:
-        """Check the submission, then append it in the next group commit; `done(future)` is called from
-        another thread once the entry is durable (the future holds the Appended) or refused (its exception)."""
+        """Check the submission, then append it in the next group commit; `done(reply)` is called from another
+        thread once the entry is durable (`reply.result()` is the Appended) or refused (`reply.exception()`)."""
         self._queue.put((submission, sig, body, done))
 
     def close(self) -> None:
-        if self._thread.is_alive():
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
             self._queue.put(_STOP)
-            self._thread.join()
+        for thread in alive:
+            thread.join()
+        for checker in self.checkers:
+            checker.close()
 
-    def _run(self) -> None:
-        log, committer = self.log, self.committer
-        while True:
+    def _take(self) -> tuple[list[Item], bool, threading.Event, threading.Event]:
+        """What is waiting (at least one item, at most `batch`), whether to stop after it, and the events that
+        order its hand-over: the previous batch's and its own."""
+        with self._take_lock:
+            items: list[Item] = []
+            stop = False
             item = self._queue.get()
-            if item is _STOP:
-                return
-            submission, sig, body, done = item
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                items.append(item)
+                if len(items) >= self.batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            previous, own = self._last_handed, threading.Event()
+            self._last_handed = own
+        return items, stop, previous, own
+
+    def _run(self, checker: Checker | None) -> None:
+        log, committer = self.log, self.committer
+        if checker is not None:
             try:
-                prepared = log.prepare(submission=submission, sig=sig, body=body)
-                future = committer.submit(lambda session, p=prepared: log.append_prepared(session, p))
-            except Exception as exc:  # refused before anything was recorded
-                future = Future()
-                future.set_exception(exc)
-            future.add_done_callback(done)
+                checker.start()  # now, not on the first submission
+            except CheckerUnavailable:
+                pass  # checked here until the worker can be replaced
+        while True:
+            items, stop, previous, own = self._take()
+            try:
+                outcomes = self._check(checker, items)
+            finally:
+                previous.wait()
+            try:
+                for (_sub, _sig, _body, done), outcome in zip(items, outcomes, strict=True):
+                    if not isinstance(outcome, Exception):
+                        try:
+                            committer.send(lambda session, p=outcome: log.append_prepared(session, p), done)
+                            continue
+                        except Exception as exc:  # noqa: BLE001 - the committer is closed
+                            outcome = exc
+                    reply = Reply(done)
+                    reply.set_exception(outcome)
+                    reply.deliver()
+            finally:
+                own.set()
+            if stop:
+                return
+
+    def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
+        log = self.log
+        results = None
+        if checker is not None and items:
+            keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
+            try:
+                results = checker.check(log.cell_id, kind_registry.authors(),
+                                        [(sub, sig, body, key) for (sub, sig, body, _done), key
+                                         in zip(items, keys, strict=True)])
+            except CheckerUnavailable:
+                results = None
+        outcomes: list[Prepared | Exception] = []
+        for i, (submission, sig, body, _done) in enumerate(items):
+            try:
+                result = None if results is None else results[i]
+                if result is None or result[0] is None:  # no worker, or a failure the worker could not name
+                    outcomes.append(log.prepare(submission=submission, sig=sig, body=body))
+                elif result[0]:
+                    outcomes.append(log.prepared(submission, sig, checked(result), keys[i]))
+                else:
+                    outcomes.append(InvalidSubmission(result[2], code=result[1]))
+            except Exception as exc:  # noqa: BLE001 - refused before anything was recorded
+                outcomes.append(exc)
+        return outcomes

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fusioncell.errors import InvalidSubmission
+from fusioncell.record.checks import Authors, unknown_kind
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -65,8 +66,19 @@ def get(name: str) -> Kind:
     load_all()
     kind = _KINDS.get(name)
     if kind is None:
-        raise InvalidSubmission(f"unknown kind {name!r}", code="unknown_kind")
+        raise unknown_kind(name)
     return kind
+
+
+_AUTHORS: dict[str, Authors] = {}
+
+
+def authors() -> dict[str, Authors]:
+    """Who may author each kind, as record.checks takes it: {name: (by_cell, by_party)}."""
+    load_all()
+    if len(_AUTHORS) != len(_KINDS):
+        _AUTHORS.update({name: (kind.by_cell, kind.by_party) for name, kind in _KINDS.items()})
+    return _AUTHORS
 
 
 def names() -> list[str]:

@@ -9,7 +9,6 @@ PostgreSQL one transaction-scoped advisory lock, so several workers share one lo
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,14 +19,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import Clock, format_time
-from fusioncell.errors import Conflict, InvalidSubmission
+from fusioncell.errors import Conflict
 from fusioncell.record import kinds as kind_registry
-from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex
-from fusioncell.record.format import (
-    CELL_PARTY,
-    check_submission_shape,
-    tree_head,
-)
+from fusioncell.record.canonical import canonical
+from fusioncell.record.checks import Checked, check_signed, refuse
+from fusioncell.record.format import CELL_PARTY, tree_head
 from fusioncell.record.merkle import MerkleTree, leaf_hash
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.registry import (
@@ -134,10 +130,6 @@ class Prepared:
     row: tuple[str, ...] = ()  # entry columns kind, party, author, key_id, nonce, audience, body_hash, created_at
 
 
-def refuse(message: str, code: str) -> InvalidSubmission:
-    return InvalidSubmission(message, code=code)
-
-
 class DeferredDuplicate(Conflict):
     """A replayed submission found only when the rows were written, in a transaction that left the duplicate
     check to the (key_id, nonce) unique constraint (`session.info["defer_duplicates"]`, group commit's fast
@@ -240,46 +232,34 @@ class Log:
 
     # -- the append ------------------------------------------------------------------------------------
 
+    def public_key(self, submission: Any) -> bytes | None:
+        """The public key a submission names, where this process's registry knows it (else None: the signature
+        is then checked under the lock, against the registry as of the entry)."""
+        registry = self._registry
+        if registry is None or not isinstance(submission, dict):
+            return None
+        info = registry.keys.get(submission.get("key"))  # type: ignore[arg-type]
+        return None if info is None else info.public_key
+
     def prepare(self, *, submission: Any, sig: Any, body: Any) -> Prepared:
         """Everything that needs no database: shape, cell, kind, body hash and schema, and the signature when
         the key is known. Costly and free of locks, so callers run it on their own thread before appending."""
-        check_submission_shape(submission)
-        if not isinstance(sig, str):
-            raise refuse("sig must be a base64url string", "bad_signature")
-        if self.cell_id is not None and submission["cell"] != self.cell_id:
-            raise refuse(f"submission is for cell {submission['cell']!r}, this is {self.cell_id!r}", "wrong_cell")
+        public_key = self.public_key(submission)
+        checked = check_signed(submission, sig, body, cell_id=self.cell_id, kinds=kind_registry.authors(),
+                               public_key=public_key)
+        return self.prepared(submission, sig, checked, public_key)
+
+    def prepared(self, submission: dict[str, Any], sig: str, checked: Checked, public_key: bytes | None,
+                 ) -> Prepared:
+        """A submission that passed check_signed (here or in a checker process) with public_key, made ready to
+        append: its kind, and its body parsed by the kind's schema."""
         kind = kind_registry.get(submission["kind"])
-        if submission["party"] == CELL_PARTY and not kind.by_cell:
-            raise refuse(f"{kind.name} is written by parties, not by the cell", "wrong_author")
-        if submission["party"] != CELL_PARTY and not kind.by_party:
-            raise refuse(f"{kind.name} is written by the cell only", "wrong_author")
-        if not isinstance(body, dict):
-            raise refuse("body must be a JSON object", "bad_body")
-        try:
-            body_bytes = canonical(body)
-        except ValueError as exc:
-            raise refuse(str(exc), "bad_body") from exc
-        if hash_hex(body_bytes) != submission["body"]:
-            raise refuse("body does not match the hash in the submission", "body_hash_mismatch")
-        # Projections see the body exactly as a rebuild will (parsed from its canonical bytes), so the live
-        # state and the rebuilt state cannot differ by something as small as key order.
-        body = json.loads(body_bytes)
-        body_model = kind.parse_body(body)
-        # The shape check above leaves only ASCII field names, strings, the int 1 and lists of strings: JCS
-        # bytes without canonical()'s walk over the value.
-        sub_bytes = canonical_trusted(submission)
-        verified = None
-        registry = self._registry
-        info = registry.keys.get(submission["key"]) if registry else None
-        if info is not None:
-            if not verify(info.public_key, sub_bytes, sig):
-                raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
-            verified = info.public_key
+        body_model = kind.parse_body(checked.body)
         s = submission
         row = (s["kind"], s["party"], s["author"], s["key"], s["nonce"], " ".join(s["audience"]), s["body"],
                s["created"])
-        return Prepared(submission, sig, body, body_bytes, sub_bytes, kind, body_model, verified,
-                        canonical_trusted(sig), row)
+        return Prepared(submission, sig, checked.body, checked.body_bytes, checked.sub_bytes, kind, body_model,
+                        public_key if checked.verified else None, checked.sig_json, row)
 
     def append(self, session: Session, *, submission: Any, sig: Any, body: Any) -> Appended:
         return self.append_prepared(session, self.prepare(submission=submission, sig=sig, body=body))
