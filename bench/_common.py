@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -34,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fusioncell.cell import CellHandle, init_cell
-from fusioncell.clock import format_time
+from fusioncell.clock import format_time, parse_time
 from fusioncell.config import DEMO_CONFIG, load_config
 from fusioncell.record import signing
 from fusioncell.record.canonical import canonical
@@ -102,13 +103,14 @@ def enrol_signers(cell: CellHandle, count: int, *, keys: Sequence[signing.Signin
 
 def presign(signer: Signer, start: int, count: int, body_size: int, created: str | None = None,
             ) -> list[tuple[dict[str, Any], str, dict[str, str]]]:
-    """Submissions as an author's device makes them: (submission, sig, body) for bodies start..start+count."""
-    created = created or format_time(_now())
+    """Submissions as an author's device makes them: (submission, sig, body) for bodies start..start+count,
+    stamped a millisecond apart from `created` (default now), as a device signs them in time order."""
+    base = parse_time(created) if created else _now()
     out = []
     for i in range(start, start + count):
         body = body_of_size(body_size, i)
         submission, sig = signer.submit(kind=BENCH_KIND.name, body=body, audience=audience_for(signer.party, i),
-                                        created=created)
+                                        created=format_time(base + timedelta(milliseconds=i - start)))
         out.append((submission, sig, body))
     return out
 

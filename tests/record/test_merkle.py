@@ -360,3 +360,22 @@ def test_truncate_equals_a_tree_built_to_that_size(n, data):
     # Appending again after a truncation gives the same tree as never having appended the dropped leaves.
     tree.extend(leaves[cut:])
     assert tree.root() == MerkleTree(leaves).root()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=60), st.data())
+def test_an_indexed_tree_finds_the_first_leaf_of_each_hash_through_appends_and_truncations(values, data):
+    leaves = [leaf_hash(v.to_bytes(1, "big")) for v in values]  # repeats on purpose
+    by_extend, by_append = MerkleTree(indexed=True), MerkleTree(indexed=True)
+    by_extend.extend(leaves)
+    for h in leaves:
+        by_append.append(bytearray(h))  # any bytes-like leaf is indexed by its bytes
+    cut = data.draw(st.integers(0, len(leaves)))
+    by_extend.truncate(cut)
+    by_append.truncate(cut)
+    for v in range(31):
+        h = leaf_hash(v.to_bytes(1, "big"))
+        expected = leaves.index(h) if h in leaves[:cut] else None
+        assert by_extend.index_of(h) == by_append.index_of(h) == expected
+    with pytest.raises(RuntimeError):
+        MerkleTree(leaves).index_of(leaf_hash(b""))  # a tree made without an index says so

@@ -9,7 +9,7 @@ from fusioncell.errors import Conflict, InvalidSubmission
 from fusioncell.identity import service as identity_service
 from fusioncell.record import signing
 from fusioncell.record.canonical import b64e, canonical, sha256
-from fusioncell.record.format import make_entry, tree_head
+from fusioncell.record.format import make_entry, sign_submission, tree_head
 from fusioncell.record.merkle import verify_inclusion
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.signing import key_id
@@ -222,6 +222,40 @@ def test_refs_must_name_entries_of_this_log(cell, il_liaison):
     body = {"text": "x"}
     submission, sig = il_liaison.sign(body, refs=["ab" * 32])
     refused(cell, il_liaison, submission, sig, body, "unknown_ref")
+
+
+def test_refs_may_name_an_entry_of_the_same_transaction_but_not_one_rolled_back(cell, il_liaison):
+    log = cell.log
+    with log.transaction(cell.db) as session:
+        body = {"text": "first"}
+        submission, sig = il_liaison.sign(body)
+        first = log.append(session, submission=submission, sig=sig, body=body)
+        body = {"text": "cites the first, in the same commit"}
+        submission, sig = il_liaison.sign(body, refs=[first.leaf_hash.hex()])
+        assert log.append(session, submission=submission, sig=sig, body=body).seq == first.seq + 1
+    with pytest.raises(RuntimeError), log.transaction(cell.db) as session:
+        body = {"text": "rolled back"}
+        submission, sig = il_liaison.sign(body)
+        gone = log.append(session, submission=submission, sig=sig, body=body)
+        raise RuntimeError("the caller fails after the append")
+    body = {"text": "cites what was rolled back"}
+    submission, sig = il_liaison.sign(body, refs=[gone.leaf_hash.hex()])
+    refused(cell, il_liaison, submission, sig, body, "unknown_ref")
+
+
+def test_a_replay_is_known_by_key_time_and_nonce(cell, il_liaison):
+    body = {"text": "same nonce"}
+    submission, sig = il_liaison.sign(body)
+    with cell.log.transaction(cell.db) as session:
+        cell.log.append(session, submission=submission, sig=sig, body=body)
+    # The author's device signing a new submission (a later time) with a nonce it used before: a new entry,
+    # not a replay of the old one.
+    again = {**submission, "created": "2026-11-22T10:00:00.001Z"}
+    assert again["created"] != submission["created"]
+    sig_again = sign_submission(again, il_liaison.signer.key)
+    with cell.log.transaction(cell.db) as session:
+        assert cell.log.append(session, submission=again, sig=sig_again, body=body).submission == again
+    refused(cell, il_liaison, again, sig_again, body, "duplicate_submission")
 
 
 def test_party_cannot_write_cell_only_kinds_or_enrol_for_another_party(cell, il_liaison):

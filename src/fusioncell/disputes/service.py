@@ -80,8 +80,9 @@ def write_bundle(session: Session, *, log: Log, party: str, seq: int, out: Binar
         raise NotFound(f"no dispute {seq} that {party} can see")
     steps = list(session.execute(select(Step.seq).where(Step.dispute_seq == seq).order_by(Step.seq)).scalars())
     subject = [seq, *steps]
-    cited = proofs.cited_seqs(session, subject)
-    return proofs.write_proof_bundle(session, tree=log.tree(session), party=party, out=out,
+    tree = log.tree(session)
+    cited = proofs.cited_seqs(session, subject, tree=tree)
+    return proofs.write_proof_bundle(session, tree=tree, party=party, out=out,
                                      subject={"kind": "dispute", "seq": seq, "seqs": subject},
                                      seqs=[*subject, *cited])
 
@@ -123,16 +124,18 @@ def disputes_about(session: Session, *, viewer: Viewer, seq: int) -> list[Disput
     return sorted(found, key=lambda d: d.seq)
 
 
-def dispute_view(session: Session, *, viewer: Viewer, seq: int) -> dict[str, Any]:
+def dispute_view(session: Session, *, log: Log, viewer: Viewer, seq: int) -> dict[str, Any]:
     """What the dispute page shows: the dispute, its steps, the entries it is about, the step owed now and by
     whom with its deadline, and what this member may do next."""
     from fusioncell.deadlines.models import Deadline
 
     dispute, steps = access_dispute(session, viewer=viewer, seq=seq)
     refs = json.loads(session.get(Entry, seq).leaf)["submission"]["refs"]
+    tree = log.tree(session)
     about = []
     for ref in refs:
-        cited = session.execute(select(Entry).where(Entry.leaf_hash == bytes.fromhex(ref))).scalar_one_or_none()
+        i = tree.index_of(bytes.fromhex(ref))
+        cited = None if i is None else session.get(Entry, i)
         if cited is not None:
             about.append({"seq": cited.seq, "kind": cited.kind if access.may_see(viewer.party, cited.audience)
                           else None, "leaf_hash": ref})

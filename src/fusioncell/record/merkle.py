@@ -30,11 +30,13 @@ class MerkleTree:
     """Append-only in-memory tree over leaf hashes; keeps every complete subtree hash per level so that
     root(n), inclusion and consistency proofs for any size n <= self.size cost O(log n) hashes."""
 
-    def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
+    def __init__(self, leaf_hashes: Iterable[bytes] = (), *, indexed: bool = False) -> None:
         # _levels[k] concatenates the hashes of the complete subtrees of 2**k leaves aligned on
         # multiples of 2**k, in order: it holds size >> k of them.
         self._levels: list[bytearray] = [bytearray()]
         self._size = 0
+        # indexed: where each leaf hash is (index_of), at ~130 bytes per leaf; the sequencer's lookup of refs.
+        self._index: dict[bytes, int] | None = {} if indexed else None
         self.extend(leaf_hashes)
 
     @property
@@ -46,6 +48,8 @@ class MerkleTree:
             raise ValueError(f"leaf hash must be {HASH_SIZE} bytes")
         levels = self._levels
         levels[0] += leaf_hash
+        if self._index is not None:
+            self._index.setdefault(bytes(leaf_hash), self._size)
         self._size += 1
         n, k = self._size, 0
         # Each trailing zero bit of the new size is a subtree that this leaf just completed.
@@ -71,6 +75,10 @@ class MerkleTree:
         levels = self._levels
         old, new = self._size, self._size + len(hashes)
         levels[0] += b"".join(hashes)
+        if self._index is not None:
+            index = self._index
+            for i, h in enumerate(hashes, old):
+                index.setdefault(bytes(h), i)
         # Level by level, hash in one go the pairs that became complete: far faster than
         # carrying up leaf by leaf as append() does.
         step = 2 * HASH_SIZE
@@ -88,9 +96,20 @@ class MerkleTree:
     def truncate(self, size: int) -> None:
         """Drop leaves from `size` on: undoes appends whose transaction was rolled back."""
         self._check_size(size)
+        if self._index is not None:
+            for i in range(size, self._size):
+                h = self.leaf(i)
+                if self._index.get(h) == i:
+                    del self._index[h]
         for k, level in enumerate(self._levels):
             del level[(size >> k) * HASH_SIZE:]
         self._size = size
+
+    def index_of(self, leaf_hash: bytes) -> int | None:
+        """The index of the first leaf with this hash, or None (a tree made with indexed=True)."""
+        if self._index is None:
+            raise RuntimeError("this tree keeps no index of its leaves")
+        return self._index.get(leaf_hash)
 
     def leaf(self, index: int) -> bytes:
         if not 0 <= index < self._size:

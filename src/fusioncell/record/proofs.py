@@ -39,8 +39,9 @@ def _line(value: dict[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-def cited_seqs(session: Session, seqs: Iterable[int], *, depth: int = 2) -> set[int]:
-    """The seqs of the entries that these cite by leaf hash, and what those cite, `depth` levels down."""
+def cited_seqs(session: Session, seqs: Iterable[int], *, tree: MerkleTree, depth: int = 2) -> set[int]:
+    """The seqs of the entries that these cite by leaf hash, and what those cite, `depth` levels down (leaf
+    hashes found in `tree`, the sequencer's indexed tree as this session sees it)."""
     found: set[int] = set()
     frontier = set(seqs)
     for _level in range(depth):
@@ -49,7 +50,7 @@ def cited_seqs(session: Session, seqs: Iterable[int], *, depth: int = 2) -> set[
             hashes.update(bytes.fromhex(r) for r in json.loads(leaf)["submission"]["refs"])
         if not hashes:
             break
-        frontier = set(session.execute(select(Entry.seq).where(Entry.leaf_hash.in_(hashes))).scalars()) - found
+        frontier = {i for h in hashes if (i := tree.index_of(h)) is not None} - found
         found |= frontier
     return found
 

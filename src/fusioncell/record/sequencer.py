@@ -59,7 +59,8 @@ class _Raw:
 
     def __init__(self, mark: str) -> None:
         self.mark = mark
-        self.duplicate = f"SELECT 1 FROM {Entry.__tablename__} WHERE key_id = {mark} AND nonce = {mark}"
+        self.duplicate = (f"SELECT 1 FROM {Entry.__tablename__} WHERE key_id = {mark} AND created_at = {mark} "
+                          f"AND nonce = {mark}")
         self._inserts: dict[tuple[str, int, int], str] = {}
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: int) -> str:
@@ -176,7 +177,7 @@ class Log:
         are always a dense prefix of the log (appends are serialised by the sequencer lock), so no lock is needed
         to read them."""
         if self._tree is None:
-            self._tree = MerkleTree()
+            self._tree = MerkleTree(indexed=True)
             self._registry = None
         rows = session.execute(
             select(Entry.seq, Entry.leaf_hash, Entry.kind, Entry.sequenced_at)
@@ -288,18 +289,17 @@ class Log:
             raise refuse(str(exc), exc.code) from exc
         if p.verified_key != info.public_key and not verify(info.public_key, p.sub_bytes, p.sig):
             raise refuse(f"signature does not verify with key {info.key_id}", "bad_signature")
-        if kind.check is not None or sub["refs"]:
-            self.flush(session)  # checks may read what this transaction appended
         if kind.check is not None:
+            self.flush(session)  # checks may read what this transaction appended
             kind.check(session, sub, p.body_model)
-        if sub["refs"]:
-            wanted = [bytes.fromhex(r) for r in sub["refs"]]
-            found = session.execute(select(func.count()).where(Entry.leaf_hash.in_(wanted))).scalar_one()
-            if found != len(set(wanted)):
-                raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
+        # The tree, caught up under the lock, holds every entry this transaction may cite: committed, and
+        # appended before in this transaction.
+        if sub["refs"] and any(self._tree.index_of(bytes.fromhex(r)) is None for r in sub["refs"]):
+            raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
         pending: list[Appended] = session.info.setdefault("appended", [])
         if self._is_duplicate(session, sub, pending):
-            raise Conflict(f"this submission (key {sub['key']}, nonce {sub['nonce']}) is already in the log",
+            raise Conflict(f"this submission (key {sub['key']}, created {sub['created']}, nonce {sub['nonce']}) is "
+                           "already in the log",
                            code="duplicate_submission")
 
         now = format_time(self.clock.now())
@@ -315,7 +315,7 @@ class Log:
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
         pending.append(appended)
-        session.info.setdefault("nonces", {})[sub["key"], sub["nonce"]] = len(pending) - 1
+        session.info.setdefault("nonces", {})[sub["key"], sub["created"], sub["nonce"]] = len(pending) - 1
         self._tree.append(hashed)
         self._last_time = time
         if kind.apply is not None:
@@ -327,19 +327,22 @@ class Log:
         return appended
 
     def _is_duplicate(self, session: Session, sub: dict[str, Any], appended: list[Appended]) -> bool:
-        key, nonce = sub["key"], sub["nonce"]
+        """Whether this signed submission is in the log already: the same key, creation time and nonce (a replay,
+        or a client's retry). The time is in the key so that the index grows at each key's end, as devices sign
+        in time order, instead of at random places: random inserts cost more than the rest of an append."""
+        unique = sub["key"], sub["created"], sub["nonce"]
         # Appended in this transaction: an index, checked against the list (entries rolled back with a
         # savepoint leave stale positions behind).
-        i = session.info.get("nonces", {}).get((key, nonce))
+        i = session.info.get("nonces", {}).get(unique)
         if i is not None and i < len(appended):
             earlier = appended[i].submission
-            if earlier["key"] == key and earlier["nonce"] == nonce:
+            if (earlier["key"], earlier["created"], earlier["nonce"]) == unique:
                 return True
         if session.info.get("defer_duplicates"):
             return False  # the unique constraint refuses it when the rows are written (see flush)
         cursor, raw = _cursor(session)
         try:
-            cursor.execute(raw.duplicate, (key, nonce))
+            cursor.execute(raw.duplicate, unique)
             return cursor.fetchone() is not None
         finally:
             cursor.close()

@@ -42,7 +42,7 @@ def disputes_page(request: Request) -> HTMLResponse:
     viewer = page_viewer(request)
     fc = state(request)
     i18n.activate(language_for(request, viewer))
-    rows = fc.read(lambda s: [dispute_service.dispute_view(s, viewer=viewer, seq=d.seq)
+    rows = fc.read(lambda s: [dispute_service.dispute_view(s, log=fc.cell.log, viewer=viewer, seq=d.seq)
                               for d in dispute_service.disputes(s, viewer=viewer)])
     return render(request, "disputes.html", viewer, rows=rows, labels=labels())
 
@@ -57,7 +57,7 @@ def _dispute_page(request: Request, viewer: Viewer, seq: int, form: dict[str, An
                   status: int = 200) -> HTMLResponse:
     fc = state(request)
     i18n.activate(language_for(request, viewer))
-    view = fc.read(lambda s: dispute_service.dispute_view(s, viewer=viewer, seq=seq))
+    view = fc.read(lambda s: dispute_service.dispute_view(s, log=fc.cell.log, viewer=viewer, seq=seq))
     return render(request, "dispute.html", viewer, status=status, v=view, d=view["dispute"], seq=seq,
                   labels=labels(), form=form, errors=errors)
 
