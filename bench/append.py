@@ -9,7 +9,7 @@ the same run.
   c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
      and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key, hand
      device-signed submissions to the server's path for them (fusioncell.record.intake.Intake, as
-     POST /api/v1/records does), with --processes checker processes (default: one per core, as
+     POST /api/v1/records does), with --processes checker processes (default: two per core, as
      `fusioncell serve`), keeping up to --in-flight appends (default 64) submitted and not yet acknowledged, as
      an HTTP client with several requests open or the API's awaiting handlers do; --in-flight 1 waits for each
      append before the next. An append counts when it is acknowledged, which is after the fsync of the batch
@@ -67,6 +67,7 @@ from fusioncell.record import signing
 from fusioncell.record.canonical import b64d, canonical, hash_hex
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.format import Signer, entry_bytes
+from fusioncell.record.checker import default_processes
 from fusioncell.record.intake import Intake
 from fusioncell.record.merkle import leaf_hash
 from fusioncell.record.models import Entry
@@ -222,6 +223,7 @@ class Run:
     verify_seconds: float = 0.0
     profile: str = ""
     cpu: float = 0.0  # CPU seconds of the whole process during the timed run
+    workers_cpu: float = 0.0  # CPU seconds of the checker processes during the timed run
 
     @property
     def rate(self) -> float:
@@ -288,18 +290,18 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
             t.start()
         batches0 = committer.batches
         barrier.wait()
-        cpu0 = _cpu()
+        cpu0, workers0 = _cpu(), _children_cpu(intake)
         t0 = time.perf_counter()
         for t in threads:
             t.join()
         seconds = time.perf_counter() - t0
-        cpu = _cpu() - cpu0
+        cpu, workers_cpu = _cpu() - cpu0, _children_cpu(intake) - workers0
         batches = committer.batches - batches0
         intake.close()
         committer.close()
 
         run = Run(backend, appends, seconds, batches, committer.busy, committer.busy_cpu, sorted(x for lat in latencies for x in lat),
-                  errors, cpu=cpu)
+                  errors, cpu=cpu, workers_cpu=workers_cpu)
         if profiler is not None:
             stream = io.StringIO()
             stats = pstats.Stats(profiler, stream=stream)
@@ -332,6 +334,18 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _children_cpu(intake: Intake) -> float:
+    """CPU seconds the intake's checker processes have used (user + system, from /proc)."""
+    total = 0.0
+    for checker in intake.checkers:
+        try:
+            fields = Path(f"/proc/{checker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, TypeError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -352,8 +366,8 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=64,
                         help="appends each writer keeps submitted and not yet acknowledged (default 64; 1 = each "
                         "writer waits for every append before the next)")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="the intake's checker processes (default: one per core, as `fusioncell serve`; 0: "
+    parser.add_argument("--processes", type=int, default=default_processes(),
+                        help="the intake's checker processes (default: two per core, as `fusioncell serve`; 0: "
                         "checks in the server's process)")
     parser.add_argument("--sample", type=int,
                         help="entries in the CPU-only baseline sample (default 4,000; --quick 2,000), five passes")
@@ -461,7 +475,11 @@ def main() -> int:
                   ["mean batch size (entries per COMMIT)", fmt(median([r.mean_batch for r in rs]), 2),
                    spread([r.mean_batch for r in rs])],
                   ["committer thread busy (share of wall time)", pct(median(busy)), ""],
-                  ["process CPU during the run (cores used of 2)", fmt(median([r.cpu / r.seconds for r in rs]), 2),
+                  ["server process CPU during the run (cores used of 2)",
+                   fmt(median([r.cpu / r.seconds for r in rs]), 2), ""],
+                  ["checker processes CPU during the run (cores)",
+                   fmt(median([r.workers_cpu / r.seconds for r in rs]), 2), ""],
+                  ["checker processes CPU µs per append", fmt(median([r.workers_cpu / r.appends * 1e6 for r in rs]), 1),
                    ""],
                   ["process CPU µs per append (all threads)", fmt(median([r.cpu / r.appends * 1e6 for r in rs]), 1),
                    spread([r.cpu / r.appends * 1e6 for r in rs])],

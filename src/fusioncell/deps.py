@@ -42,7 +42,7 @@ class Settings:
     deadline_interval: float | None = 1.0  # seconds between deadline checks; None: no background ticker
     mt_models: str | None = None  # a folder of Argos-format translation models (extra [mt]); none: no MT
     # Processes that check device-signed submissions (record/checker.py); 0: the intake's thread checks them.
-    # `fusioncell serve` starts one per core.
+    # `fusioncell serve` starts two per core.
     check_processes: int = 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -437,7 +436,7 @@ def serve(
     mbtiles: Annotated[Optional[Path], typer.Option(help="A local MBTiles basemap to serve (raster PNG).")] = None,
     mt_models: Annotated[Optional[Path], typer.Option(help="Folder of Argos-format translation models.")] = None,
     check_processes: Annotated[Optional[int], typer.Option(
-        min=0, help="Processes that check device-signed submissions (default: one per core; 0: none).")] = None,
+        min=0, help="Processes that check device-signed submissions (default: two per core; 0: none).")] = None,
 ) -> None:
     """Serve the cell over HTTP."""
     import uvicorn
@@ -452,7 +451,9 @@ def serve(
         cell = open_cell(data_dir(dir), db_url=db)
     out.print(f"fusioncell serving on http://{host}:{port}/")
     if check_processes is None:
-        check_processes = os.cpu_count() or 1
+        from fusioncell.record.checker import default_processes
+
+        check_processes = default_processes()
     settings = Settings(mbtiles=str(mbtiles) if mbtiles else None, mt_models=str(mt_models) if mt_models else None,
                         check_processes=check_processes)
     server = uvicorn.Server(server_config(create_app(cell, settings=settings), host=host, port=port))

@@ -44,7 +44,7 @@ class MerkleTree:
         return self._size
 
     def append(self, leaf_hash: bytes) -> None:
-        if not _is_hash(leaf_hash):
+        if (type(leaf_hash) is not bytes or len(leaf_hash) != HASH_SIZE) and not _is_hash(leaf_hash):
             raise ValueError(f"leaf hash must be {HASH_SIZE} bytes")
         levels = self._levels
         levels[0] += leaf_hash

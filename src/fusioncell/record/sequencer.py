@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from fusioncell.clock import Clock, format_time
+from fusioncell.clock import Clock, format_time, record_now
 from fusioncell.errors import Conflict
 from fusioncell.record import kinds as kind_registry
 from fusioncell.record.canonical import canonical
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 # Arbitrary but fixed: the PostgreSQL advisory lock that serialises appends across workers.
 SEQUENCER_LOCK = 0x66757331
-# Built once: the ORM's per-statement work is most of an append's cost otherwise.
-_INSERT_HEAD = TreeHead.__table__.insert()
 _ENTRY_COLUMNS = ("seq", "leaf_hash", "kind", "party", "author", "key_id", "nonce", "audience", "body_hash",
                   "created_at", "sequenced_at", "leaf")
 
@@ -61,6 +59,9 @@ class _Raw:
         self.mark = mark
         self.duplicate = (f"SELECT 1 FROM {Entry.__tablename__} WHERE key_id = {mark} AND created_at = {mark} "
                           f"AND nonce = {mark}")
+        self.catch_up = (f"SELECT seq, leaf_hash, kind, sequenced_at FROM {Entry.__tablename__} WHERE seq >= {mark} "
+                         "ORDER BY seq")
+        self.head_size = f"SELECT coalesce(max(size), 0) FROM {TreeHead.__tablename__}"
         self._inserts: dict[tuple[str, int, int], str] = {}
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: int) -> str:
@@ -83,6 +84,7 @@ class _Raw:
 
 _RAW = {"qmark": _Raw("?"), "format": _Raw("%s"), "pyformat": _Raw("%s")}
 _ENTRY, _BODY, _AUDIENCE = Entry.__tablename__, Body.__tablename__, EntryAudience.__tablename__
+_TREE_HEAD = TreeHead.__tablename__
 
 
 def _cursor(session: Session) -> tuple[Any, _Raw]:
@@ -166,7 +168,12 @@ class Log:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
         if self._catch_up(session):
-            self._head_size = session.execute(select(func.coalesce(func.max(TreeHead.size), 0))).scalar_one()
+            cursor, raw = _cursor(session)
+            try:
+                cursor.execute(raw.head_size)
+                self._head_size = cursor.fetchone()[0]
+            finally:
+                cursor.close()
         if self._registry is None and self._tree.size:
             self._registry = self._load_registry(session)
         session.info["log_txn"] = txn
@@ -179,11 +186,14 @@ class Log:
         if self._tree is None:
             self._tree = MerkleTree(indexed=True)
             self._registry = None
-        rows = session.execute(
-            select(Entry.seq, Entry.leaf_hash, Entry.kind, Entry.sequenced_at)
-            .where(Entry.seq >= self._tree.size)
-            .order_by(Entry.seq)
-        ).all()
+        # On the driver's cursor: this runs once per transaction that appends, and the ORM's query would cost
+        # more than the rest of a batch's own work.
+        cursor, raw = _cursor(session)
+        try:
+            cursor.execute(raw.catch_up, (self._tree.size,))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         for seq, hash_, kind, time in rows:
             if seq != self._tree.size:
                 raise RuntimeError(f"log has a gap at seq {self._tree.size}; run `fusioncell verify`")
@@ -302,7 +312,7 @@ class Log:
                            "already in the log",
                            code="duplicate_submission")
 
-        now = format_time(self.clock.now())
+        now = record_now(self.clock)
         time = now if now > self._last_time else self._last_time  # entry times never go back
         if time != self._time_key:
             self._time_key, self._time_json = time, canonical(time)
@@ -413,8 +423,11 @@ class Log:
             root = self._tree.root(size)
             head = tree_head(cell=self.cell_id or "", size=size, root_hex=root.hex(), time=self._last_time)
             sig = sign(self.cell_key, canonical(head))
-            session.connection().execute(_INSERT_HEAD, [{"size": size, "root": root, "signed_at": head["time"],
-                                                         "sig": sig}])
+            cursor, raw = _cursor(session)
+            try:
+                raw.insert(cursor, _TREE_HEAD, ("size", "root", "signed_at", "sig"), [size, root, head["time"], sig])
+            finally:
+                cursor.close()
             if session.get_bind().dialect.name == "postgresql":
                 from fusioncell.record.notify import notify
 
