@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusioncell.record.canonical import b64d, b64e, canonical
+from fusioncell.record.canonical import b64d, b64e, canonical, parse_canonical
 
 scalars = st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | st.text()
 json_values = st.recursive(
@@ -56,3 +58,31 @@ def test_integers_beyond_double_precision_are_refused():
 def test_base64url_round_trip_without_padding(data):
     text = b64e(data)
     assert "=" not in text and b64d(text) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(with_floats)
+def test_parse_canonical_reads_what_json_loads_reads(value):
+    try:
+        data = canonical(value)
+    except ValueError:
+        return
+    parsed, expected = parse_canonical(data), json.loads(data)
+    assert parsed == expected
+    assert same_types(parsed, expected)  # 1 == 1.0 == True in Python, not in what projections see
+
+
+def same_types(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_types(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_types(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
+def test_parse_canonical_refuses_what_is_not_one_value():
+    for data in (b"", b" {}", b"{} ", b'{"a":1}x', b"nope", b"\xff"):
+        with pytest.raises(ValueError):
+            parse_canonical(data)

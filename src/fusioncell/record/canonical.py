@@ -12,14 +12,35 @@ import base64
 import binascii
 import hashlib
 import json
+import json.encoder
+import json.scanner
 from typing import Any
 
 import rfc8785
 
 _MAX_SAFE_INT = 2**53 - 1
-_encode = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
+# json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode without
+# its Python layers: the C encoder it builds on every call, built once (no check for circular references: JSON
+# cannot hold any, and deep recursion still ends in RecursionError).
+_c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, None, json.encoder.c_encode_basestring, None, ":", ",", True, False, False)  # type: ignore[attr-defined]
+_scan = json.scanner.c_make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+def _encode(value: Any) -> str:
+    return "".join(_c_encode(value, 0))
+
+
+def parse_canonical(data: bytes) -> Any:
+    """json.loads of bytes that canonical() made (UTF-8, no surrounding whitespace), without its layers."""
+    text = data.decode("utf-8")
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration as exc:
+        raise ValueError("not JSON") from exc
+    if end != len(text):
+        raise ValueError("not one JSON value")
+    return value
 
 
 def _fast_path_ok(value: Any) -> bool:

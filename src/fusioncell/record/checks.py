@@ -7,12 +7,11 @@ intake's worker processes (record/checker.py) run the same function on their own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from fusioncell.errors import InvalidSubmission
-from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex
+from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex, parse_canonical
 from fusioncell.record.format import CELL_PARTY, check_submission_shape
 from fusioncell.record.signing import verify
 
@@ -66,4 +65,4 @@ def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, k
     sub_bytes = canonical_trusted(submission)
     if public_key is not None and not verify(public_key, sub_bytes, sig):
         raise refuse(f"signature does not verify with key {submission['key']}", "bad_signature")
-    return Checked(json.loads(body_bytes), body_bytes, sub_bytes, canonical_trusted(sig), public_key is not None)
+    return Checked(parse_canonical(body_bytes), body_bytes, sub_bytes, canonical_trusted(sig), public_key is not None)

@@ -16,6 +16,7 @@ from fusioncell.record.signing import SigningKey, key_id, public_bytes, sign
 VERSION = 1
 CELL_PARTY = "CELL"
 SUBMISSION_FIELDS = ("audience", "author", "body", "cell", "created", "key", "kind", "nonce", "party", "refs", "v")
+_FIELDS = frozenset(SUBMISSION_FIELDS)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -70,10 +71,10 @@ def check_submission_shape(sub: Any) -> None:
 
     if not isinstance(sub, dict):
         raise bad("a submission is a JSON object")
-    fields = set(sub)
-    if fields != set(SUBMISSION_FIELDS):
-        missing = sorted(set(SUBMISSION_FIELDS) - fields)
-        unknown = sorted(fields - set(SUBMISSION_FIELDS))
+    if sub.keys() != _FIELDS:
+        fields = set(sub)
+        missing = sorted(_FIELDS - fields)
+        unknown = sorted(fields - _FIELDS)
         raise bad(f"submission fields wrong: missing {missing}, unknown {unknown}")
     if sub["v"] != VERSION or type(sub["v"]) is not int:
         raise bad(f"unsupported format version {sub['v']!r}; this cell speaks v{VERSION}")

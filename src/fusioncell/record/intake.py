@@ -93,6 +93,8 @@ class Intake:
             items, stop, previous, own = self._take()
             try:
                 outcomes = self._check(checker, items)
+            except Exception as exc:  # noqa: BLE001 - a fault here refuses the batch; the intake goes on
+                outcomes = [exc] * len(items)
             finally:
                 previous.wait()
             try:
