@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -205,3 +206,18 @@ def test_the_worker_answers_as_the_checks_in_this_process(worker, cell, il_liais
     except CheckerUnavailable:
         return  # a value marshal does not carry (none in JSON): the server checks the batch itself
     assert there == here
+
+
+def test_a_worker_that_does_not_answer_is_killed_and_its_batch_checked_in_the_server(cell, il_liaison):
+    # A stand-in for a worker stuck mid-batch: it reads nothing and never answers.
+    checker = Checker(timeout=1.0, command=[sys.executable, "-c", "import time; time.sleep(60)"])
+    body = {"text": "to a stuck worker"}
+    sub, sig = il_liaison.sign(body)
+    try:
+        started = time.monotonic()
+        with pytest.raises(CheckerUnavailable):
+            checker.check(cell.log.cell_id, authors(), [(sub, sig, body, None)] * 200)  # more than a pipe holds
+        assert time.monotonic() - started < 10
+        assert checker.failures == 1 and checker.pid is None  # killed, to be replaced later
+    finally:
+        checker.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -66,6 +67,34 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    """size bytes from a pipe, or EOFError when it closes, TimeoutError at the deadline."""
+    chunks, left = [], size
+    while left:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            raise TimeoutError("the worker did not answer in time")
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the worker closed its output")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    """All of data into a pipe set non-blocking, or TimeoutError at the deadline."""
+    view = memoryview(data)
+    while view:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+            raise TimeoutError("the worker did not read in time")
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+
+
 def check_batch(cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
     """A worker's answer to one batch (also what tests hold the in-process checks to)."""
     out: list[tuple[Any, ...]] = []
@@ -91,8 +120,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 
 def _main() -> None:
-    # Below the server's threads: the sequencer and the event loop never wait for a core behind the checks
-    # (bench/append.py: the committer's time per append fell by a sixth).
+    # Below the server's threads: the sequencer and the event loop do not wait for a core behind the checks.
     os.nice(_NICE)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the channel, whatever a library prints
@@ -103,9 +131,12 @@ def _main() -> None:
 
 
 class Checker:
-    """One worker process, used by one thread at a time."""
+    """One worker process, used by one thread at a time. A worker that does not answer a batch within `timeout`
+    seconds (a batch takes milliseconds) is killed and replaced, like one that died."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, timeout: float = 30.0, command: list[str] | None = None) -> None:
+        self.timeout = timeout
+        self.command = command or [sys.executable, "-m", "fusioncell.record.checker"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._kinds_sent = -1
         self._failed_at = float("-inf")
@@ -119,8 +150,10 @@ class Checker:
         if self._proc is None:
             if time.monotonic() - self._failed_at < self._wait:
                 raise CheckerUnavailable(f"the worker failed less than {self._wait:.0f} s ago")
-            self._proc = subprocess.Popen([sys.executable, "-m", "fusioncell.record.checker"],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # Unbuffered: the answer is read straight from the pipe's descriptor, with a deadline.
+            self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            assert self._proc.stdin is not None
+            os.set_blocking(self._proc.stdin.fileno(), False)
             self._kinds_sent = -1
         return self._proc
 
@@ -141,14 +174,14 @@ class Checker:
                 raise CheckerUnavailable(str(exc)) from exc
             try:
                 assert proc.stdin is not None and proc.stdout is not None
-                _write_frame(proc.stdin, frame)
-                payload = _read_frame(proc.stdout)
-                if payload is None:
-                    raise EOFError("the worker closed its output")
-                results = marshal.loads(payload)
+                deadline = time.monotonic() + self.timeout
+                _write_all(proc.stdin.fileno(), len(frame).to_bytes(_LENGTH, "big") + frame, deadline)
+                out = proc.stdout.fileno()
+                size = int.from_bytes(_read_exactly(out, _LENGTH, deadline), "big")
+                results = marshal.loads(_read_exactly(out, size, deadline))
                 if not isinstance(results, list) or len(results) != len(items):
                     raise EOFError("the worker answered out of protocol")
-            except (OSError, EOFError, ValueError, TypeError) as exc:
+            except (OSError, EOFError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
                 self._fail()
                 raise CheckerUnavailable(str(exc)) from exc
             if send_kinds is not None:
