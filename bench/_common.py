@@ -344,13 +344,28 @@ class Server:
         raise RuntimeError(f"{self.label} server never answered HTTP:\n{self.log_tail()}")
 
     def cpu_seconds(self, *, system_only: bool = False) -> float:
-        """User + system (or system only) CPU of the server process so far, every thread."""
+        """User + system (or system only) CPU so far of the server process, every thread, and of its live
+        children (fusioncell's checker processes)."""
+        total = 0.0
+        for pid in [self.pid, *self._children()]:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
+            except (OSError, IndexError, ValueError):
+                if pid == self.pid:
+                    return float("nan")
+        return total
+
+    def _children(self) -> list[int]:
+        pids: list[int] = []
         try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                with open(f"/proc/{self.pid}/task/{task}/children") as f:
+                    pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return pids
 
     def log_tail(self) -> str:
         try:

@@ -121,8 +121,12 @@ def serve(kind: str, directory: str | None) -> None:
     if kind == "cell":
         from fusioncell.app import create_app
         from fusioncell.cell import open_cell
+        from fusioncell.deps import Settings
+        from fusioncell.record.checker import default_processes
 
-        app = create_app(open_cell(Path(directory or ".")))
+        # As `fusioncell serve` sets it up: device-signed submissions checked in worker processes.
+        processes = int(os.environ.get("FUSIONCELL_BENCH_CHECK_PROCESSES", default_processes()))
+        app = create_app(open_cell(Path(directory or ".")), settings=Settings(check_processes=processes))
     else:
         app = bare_app()
     serve_app(app)
@@ -678,7 +682,8 @@ def main() -> int:
             table(f"1. POST /api/v1/records, {BODY_SIZE} B body, {conns} connections, closed loop",
                   columns, [load_row(r) for r in bare_runs + cell_runs + httpx_runs],
                   caption="client/server CPU: share of one core over the run (server: every thread of its "
-                          "process); srv us/req: server CPU per acknowledged request, and the kernel's share of it. "
+                          "process and of its checker processes); srv us/req: server CPU per acknowledged request, and the "
+                          "kernel's share of it. "
                           "Rows without '(httpx)': pre-built HTTP/1.1 requests on asyncio streams.")
             bare_rate = median([r.rate for r in bare_runs])
             cell_rate = median([r.rate for r in cell_runs])
