@@ -43,7 +43,8 @@ _PIPE_SIZE = 1 << 20
 
 def default_processes() -> int:
     """Two workers per core: while the intake thread of one hands its batch to the group commit, the other
-    keeps the core busy (bench/append.py on 2 cores: ~12,900 appends/s with 4 workers, ~11,300-12,300 with 2)."""
+    keeps the core busy (bench/append.py --quick on 2 cores, runs alternating: 10,700-11,400 appends/s with 4
+    workers, 9,200-9,900 with 2)."""
     return 2 * (os.cpu_count() or 1)
 
 
