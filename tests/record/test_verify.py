@@ -146,6 +146,21 @@ def test_an_entry_signed_with_a_key_after_its_revocation_fails_verification(busy
     assert error.seq == 7 and error.reason == "revoked_key"
 
 
+@pytest.mark.parametrize("bad_time", ["9999-99-99T99:99:99.999Z", "2026-11-22T10:00:05.5Z", "tomorrow"])
+def test_an_entry_time_not_in_the_record_format_is_named(busy_cell, bad_time):
+    """A sequencer that stamps an entry with a time that is not UTC with milliseconds (and re-hashes it)."""
+    from fusioncell.record.canonical import canonical
+    from fusioncell.record.merkle import leaf_hash
+
+    with busy_cell.db.read() as session:
+        entry = json.loads(session.get(Entry, 7).leaf)
+    leaf = canonical({**entry, "time": bad_time})
+    tamper(busy_cell, update(Entry).where(Entry.seq == 7).values(leaf=leaf, leaf_hash=leaf_hash(leaf),
+                                                                 sequenced_at=bad_time[:24]))
+    error = failure(source(busy_cell))
+    assert error.seq == 7 and error.reason == "time" and "not UTC with milliseconds" in error.message
+
+
 def test_export_redacts_what_the_party_may_not_see_and_verifies(busy_cell, tmp_path):
     path = tmp_path / "il.jsonl"
     with busy_cell.db.read() as session:
