@@ -25,10 +25,19 @@ from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
 
 
-def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int) -> list[Any]:
+def load_registry(cell) -> None:
+    """As a running server has it: the key registry loaded, so that signatures are checked before the lock (by
+    the workers, where there are)."""
+    with cell.db.read() as session:
+        cell.log.tree(session)
+
+
+def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int = 0,
+               checkers: list[Checker] | None = None) -> tuple[list[Any], Intake]:
     """Submit items through an Intake; the outcome of each (the Appended, or the exception), in item order."""
+    load_registry(cell)
     committer = GroupCommitter(cell.db, cell.log)
-    intake = Intake(cell.log, committer, processes=processes)
+    intake = Intake(cell.log, committer, processes=processes, checkers=checkers)
     outcomes: list[Any] = [None] * len(items)
     left = threading.Semaphore(0)
 
@@ -44,7 +53,7 @@ def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int) -> li
     finally:
         intake.close()
         committer.close()
-    return outcomes
+    return outcomes, intake
 
 
 def bad_submissions(il, sy) -> list[tuple[str, tuple[Any, Any, Any]]]:
@@ -59,6 +68,7 @@ def bad_submissions(il, sy) -> list[tuple[str, tuple[Any, Any, Any]]]:
         ("bad_body", (sub, sig, ["not", "an", "object"])),
         ("bad_submission", ({**sub, "extra": 1}, sig, body)),
         ("bad_submission", ("not a submission", sig, body)),
+        ("bad_submission", ({**sub, "key": []}, sig, body)),  # not even hashable
         ("bad_submission", ({**sub, "nonce": "short"}, sig, body)),
         ("bad_audience", ({**sub, "audience": ["US", "IL"]}, sig, body)),
         ("wrong_cell", ({**sub, "cell": "another-cell"}, sig, body)),
@@ -79,10 +89,13 @@ def test_refusals_have_the_same_codes_with_or_without_workers(cell, il_liaison, 
     cases = bad_submissions(il_liaison, sy_liaison)
     good_body = {"text": "after the refusals"}
     good = (*il_liaison.sign(good_body), good_body)
-    outcomes = run_intake(cell, [item for _code, item in cases] + [good], processes=processes)
+    outcomes, intake = run_intake(cell, [item for _code, item in cases] + [good], processes=processes)
     for (code, _item), outcome in zip(cases, outcomes[:-1], strict=True):
         assert isinstance(outcome, InvalidSubmission), (code, outcome)
         assert outcome.code == code, (code, outcome)
+    if processes:  # the worker checked them, the server did not have to
+        assert sum(c.batches for c in intake.checkers) >= 1
+        assert sum(c.failures for c in intake.checkers) == 0
     appended = outcomes[-1]
     assert appended.body == good_body
     with cell.db.read() as session:  # the refused left no trace
@@ -95,7 +108,7 @@ def test_workers_append_in_the_order_submitted_and_the_log_verifies(cell, il_lia
     for i in range(600):
         body = {"text": f"message {i}"}
         items.append((*(il_liaison, sy_liaison)[i % 2].sign(body), body))
-    outcomes = run_intake(cell, items, processes=2)
+    outcomes, _intake = run_intake(cell, items, processes=2)
     assert [o.seq for o in outcomes] == list(range(3, 603))
     assert [o.body["text"] for o in outcomes] == [f"message {i}" for i in range(600)]
     assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 603
@@ -197,7 +210,10 @@ def test_the_worker_answers_as_the_checks_in_this_process(worker, cell, il_liais
     sub, sig = il_liaison.sign(good_body)
     if field is not None:
         sub = {**sub, field: value}
+    load_registry(cell)
     key = cell.log.public_key(sub) if with_key else None
+    if with_key and field != "key":
+        assert key is not None  # the worker checks the signature
     items = [(sub, sig, body, key), (sub, sig, good_body, key)]
     kinds = authors()
     here = check_batch(cell.log.cell_id, kinds, items)
@@ -221,3 +237,28 @@ def test_a_worker_that_does_not_answer_is_killed_and_its_batch_checked_in_the_se
         assert checker.failures == 1 and checker.pid is None  # killed, to be replaced later
     finally:
         checker.close()
+
+
+ANSWERS_OUT_OF_PROTOCOL = """
+import marshal, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while head := inp.read(4):
+    _cell, _kinds, items = marshal.loads(inp.read(int.from_bytes(head, "big")))
+    answer = [(True, 1), (False, "bad_signature"), (True, {}, b"", b"", b"", "yes"), None, "x"]
+    payload = marshal.dumps([answer[i % len(answer)] for i in range(len(items))])
+    out.write(len(payload).to_bytes(4, "big") + payload)
+    out.flush()
+"""
+
+
+def test_answers_out_of_protocol_are_checked_in_the_server_not_trusted(cell, il_liaison):
+    items = []
+    for i in range(10):
+        body = {"text": f"checked by a worker that answers nonsense {i}"}
+        items.append((*il_liaison.sign(body), body))
+    bad_body = {"text": "forged"}
+    items.append((items[0][0], items[0][1], bad_body))  # the body does not match its hash
+    checker = Checker(command=[sys.executable, "-c", ANSWERS_OUT_OF_PROTOCOL])
+    outcomes, _intake = run_intake(cell, items, checkers=[checker])
+    assert [o.body["text"] for o in outcomes[:10]] == [body["text"] for _s, _g, body in items[:10]]
+    assert isinstance(outcomes[10], InvalidSubmission) and outcomes[10].code == "body_hash_mismatch"

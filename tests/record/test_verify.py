@@ -161,6 +161,19 @@ def test_an_entry_time_not_in_the_record_format_is_named(busy_cell, bad_time):
     assert error.seq == 7 and error.reason == "time" and "not UTC with milliseconds" in error.message
 
 
+def test_an_empty_time_on_the_first_entry_is_named(busy_cell):
+    from fusioncell.record.canonical import canonical
+    from fusioncell.record.merkle import leaf_hash
+
+    with busy_cell.db.read() as session:
+        entry = json.loads(session.get(Entry, 0).leaf)
+    leaf = canonical({**entry, "time": ""})
+    tamper(busy_cell, update(Entry).where(Entry.seq == 0).values(leaf=leaf, leaf_hash=leaf_hash(leaf),
+                                                                 sequenced_at=""))
+    error = failure(source(busy_cell))
+    assert error.seq == 0 and error.reason == "time" and "not UTC with milliseconds" in error.message
+
+
 def test_export_redacts_what_the_party_may_not_see_and_verifies(busy_cell, tmp_path):
     path = tmp_path / "il.jsonl"
     with busy_cell.db.read() as session:

@@ -19,11 +19,12 @@ with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
+            if driver is not None:
+                # Before the commit, so that a migration that broke a reference is rolled back with it.
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"a migration left rows that refer to nothing: {broken[:5]}")
         connection.commit()
     finally:
         if driver is not None:
             driver.execute("PRAGMA foreign_keys=ON")
-    if driver is not None:
-        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise RuntimeError(f"a migration left rows that refer to nothing: {broken[:5]}")

@@ -13,8 +13,9 @@ per submission:
     (False, code, message)                                    refused (InvalidSubmission)
     (None, class name, message)                               anything else: the server checks it itself
 
-A worker that dies or answers out of protocol is dropped (its batch is checked in the server) and replaced on
-a later batch.
+A worker that dies, hangs or answers out of protocol is dropped (its batch is checked in the server) and
+replaced on a later batch; an item answered out of protocol is checked in the server. An answer in protocol is
+trusted as the server trusts its own threads: the worker is the server's own code, started by it.
 """
 
 from __future__ import annotations
@@ -71,12 +72,22 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def _ready(fd: int, event: int, deadline: float) -> bool:
+    """Whether fd is ready for event (or closed) before the deadline. poll, not select: select refuses
+    descriptors above 1023, which a busy server's pipes may have."""
+    wait = deadline - time.monotonic()
+    if wait <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(wait * 1000))
+
+
 def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
     """size bytes from a pipe, or EOFError when it closes, TimeoutError at the deadline."""
     chunks, left = [], size
     while left:
-        wait = deadline - time.monotonic()
-        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+        if not _ready(fd, select.POLLIN, deadline):
             raise TimeoutError("the worker did not answer in time")
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
@@ -90,8 +101,7 @@ def _write_all(fd: int, data: bytes, deadline: float) -> None:
     """All of data into a pipe set non-blocking, or TimeoutError at the deadline."""
     view = memoryview(data)
     while view:
-        wait = deadline - time.monotonic()
-        if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+        if not _ready(fd, select.POLLOUT, deadline):
             raise TimeoutError("the worker did not read in time")
         try:
             view = view[os.write(fd, view):]

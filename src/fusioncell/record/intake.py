@@ -29,11 +29,12 @@ _STOP = object()
 
 
 class Intake:
-    def __init__(self, log: Log, committer: GroupCommitter, *, processes: int = 0, batch: int = 64) -> None:
+    def __init__(self, log: Log, committer: GroupCommitter, *, processes: int = 0, batch: int = 64,
+                 checkers: list[Checker] | None = None) -> None:
         self.log = log
         self.committer = committer
         self.batch = batch
-        self.checkers = [Checker() for _ in range(processes)]
+        self.checkers = checkers if checkers is not None else [Checker() for _ in range(processes)]
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._take_lock = threading.Lock()
         # Batches are handed to the committer in the order they were taken: each waits for the one before.
@@ -93,8 +94,8 @@ class Intake:
             items, stop, previous, own = self._take()
             try:
                 outcomes = self._check(checker, items)
-            except Exception as exc:  # noqa: BLE001 - a fault here refuses the batch; the intake goes on
-                outcomes = [exc] * len(items)
+            except Exception:  # noqa: BLE001 - a fault of the worker path: each is checked here instead
+                outcomes = self._check(None, items)
             finally:
                 previous.wait()
             try:
@@ -115,9 +116,9 @@ class Intake:
 
     def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
         log = self.log
-        results = None
+        keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
+        results: list[Any] | None = None
         if checker is not None and items:
-            keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
             try:
                 results = checker.check(log.cell_id, kind_registry.authors(),
                                         [(sub, sig, body, key) for (sub, sig, body, _done), key
@@ -128,12 +129,22 @@ class Intake:
         for i, (submission, sig, body, _done) in enumerate(items):
             try:
                 result = None if results is None else results[i]
-                if result is None or result[0] is None:  # no worker, or a failure the worker could not name
-                    outcomes.append(log.prepare(submission=submission, sig=sig, body=body))
-                elif result[0]:
+                if _passed(result):
                     outcomes.append(log.prepared(submission, sig, checked(result), keys[i]))
-                else:
+                elif _refused(result):
                     outcomes.append(InvalidSubmission(result[2], code=result[1]))
+                else:  # no worker, a failure the worker could not name, or an answer out of protocol
+                    outcomes.append(log.prepare(submission=submission, sig=sig, body=body))
             except Exception as exc:  # noqa: BLE001 - refused before anything was recorded
                 outcomes.append(exc)
         return outcomes
+
+
+def _passed(result: Any) -> bool:
+    return (type(result) is tuple and len(result) == 6 and result[0] is True and type(result[1]) is dict
+            and all(type(v) is bytes for v in result[2:5]) and type(result[5]) is bool)
+
+
+def _refused(result: Any) -> bool:
+    return (type(result) is tuple and len(result) == 3 and result[0] is False and type(result[1]) is str
+            and type(result[2]) is str)

@@ -247,9 +247,10 @@ class Log:
         """The public key a submission names, where this process's registry knows it (else None: the signature
         is then checked under the lock, against the registry as of the entry)."""
         registry = self._registry
-        if registry is None or not isinstance(submission, dict):
-            return None
-        info = registry.keys.get(submission.get("key"))  # type: ignore[arg-type]
+        key = submission.get("key") if isinstance(submission, dict) else None
+        if registry is None or type(key) is not str:
+            return None  # the shape check refuses what is not a key id
+        info = registry.keys.get(key)
         return None if info is None else info.public_key
 
     def prepare(self, *, submission: Any, sig: Any, body: Any) -> Prepared:

@@ -398,7 +398,7 @@ def _check_chunk(source: Source, start: int, stop: int, timeline: Timeline | Non
         sub = checked.submission
         if error is None and sub is not None:
             time = checked.time or ""
-            if time != last_time and not is_record_time(time):  # entries of one millisecond: checked once
+            if (time != last_time or not time) and not is_record_time(time):  # once per millisecond
                 error, reason = f"entry time {time!r} is not UTC with milliseconds", "time"
             elif time < last_time:
                 error, reason = "entry time goes back before the previous entry", "time"
