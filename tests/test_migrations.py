@@ -45,3 +45,19 @@ def test_the_entry_index_migration_keeps_a_live_log_both_ways(cell, il_liaison):
     assert diff == []
     cell.log.forget()
     assert il_liaison.append({"text": "after"}).seq == size
+
+
+def test_serve_brings_a_cell_of_an_older_version_up_to_date(cell, tmp_path):
+    """`fusioncell serve` opens the cell with upgrade=True: a database left at an older revision is migrated."""
+    from alembic import command
+
+    from fusioncell.cell import open_cell
+    from fusioncell.migrations import alembic_config
+
+    command.downgrade(alembic_config(cell.db.engine), "0006")
+    root = cell.paths.root
+    url = None if cell.db.dialect == "sqlite" else cell.db.url
+    reopened = open_cell(root, db_url=url, upgrade=True)
+    with reopened.db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    reopened.db.dispose()

@@ -73,11 +73,15 @@ def init_cell(root: Path, *, config: CellConfig, config_path: Path, db_url: str 
 
 
 def open_cell(root: Path, *, db_url: str | None = None, clock: Clock | None = None,
-              with_key: bool = True) -> CellHandle:
+              with_key: bool = True, upgrade: bool = False) -> CellHandle:
+    """The cell in root. upgrade: first bring its database schema to this version's (what `serve` does; the
+    other commands read and write the schema as they find it)."""
     paths = DataPaths(root)
     if not paths.cell_key.exists() and not db_url:
         raise ConfigError(f"no cell in {root}; create one with: fusioncell init --dir {root}")
     db = Database(_db_url(paths, db_url))
+    if upgrade:
+        db.migrate()
     key = signing.load_key(paths.cell_key) if with_key and paths.cell_key.exists() else None
     from sqlalchemy import select
 

@@ -448,7 +448,7 @@ def serve(
     if mbtiles is not None and not mbtiles.is_file():
         fail(f"no MBTiles file at {mbtiles}")
     with errors():
-        cell = open_cell(data_dir(dir), db_url=db)
+        cell = open_cell(data_dir(dir), db_url=db, upgrade=True)  # a cell made by an older version too
     out.print(f"fusioncell serving on http://{host}:{port}/")
     if check_processes is None:
         from fusioncell.record.checker import default_processes

@@ -6,6 +6,7 @@ from fusioncell.db import Base, load_models
 
 load_models()
 
+MIGRATION_LOCK = 0x66757332  # PostgreSQL advisory lock of schema upgrades (the sequencer's is ...31)
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
@@ -18,6 +19,9 @@ with engine.connect() as connection:
     try:
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Workers that start together upgrade one after the other; the later ones find the schema done.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
             if driver is not None:
                 # Before the commit, so that a migration that broke a reference is rolled back with it.
