@@ -65,9 +65,9 @@ from sqlalchemy import func, select
 from fusioncell.clock import format_time
 from fusioncell.record import signing
 from fusioncell.record.canonical import b64d, canonical, hash_hex
+from fusioncell.record.checker import default_processes
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.format import Signer, entry_bytes
-from fusioncell.record.checker import default_processes
 from fusioncell.record.intake import Intake
 from fusioncell.record.merkle import leaf_hash
 from fusioncell.record.models import Entry
