@@ -435,7 +435,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8470,
     mbtiles: Annotated[Optional[Path], typer.Option(help="A local MBTiles basemap to serve (raster PNG).")] = None,
     mt_models: Annotated[Optional[Path], typer.Option(help="Folder of Argos-format translation models.")] = None,
-    check_processes: Annotated[Optional[int], typer.Option(
+    check_processes: Annotated[int | None, typer.Option(
         min=0, help="Processes that check device-signed submissions (default: two per core; 0: none).")] = None,
 ) -> None:
     """Serve the cell over HTTP."""

@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from fusioncell.errors import InvalidSubmission
-from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex, parse_canonical
+from fusioncell.record.canonical import (
+    canonical,
+    canonical_trusted,
+    hash_hex,
+    parse_canonical,
+)
 from fusioncell.record.format import CELL_PARTY, check_submission_shape
 from fusioncell.record.signing import verify
 
