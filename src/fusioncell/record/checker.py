@@ -66,9 +66,12 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
     return payload
 
 
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_LENGTH, "big") + payload
+
+
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
-    stream.write(len(payload).to_bytes(_LENGTH, "big"))
-    stream.write(payload)
+    stream.write(_frame(payload))
     stream.flush()
 
 
@@ -193,7 +196,7 @@ class Checker:
             try:
                 assert proc.stdin is not None and proc.stdout is not None
                 deadline = time.monotonic() + self.timeout
-                _write_all(proc.stdin.fileno(), len(frame).to_bytes(_LENGTH, "big") + frame, deadline)
+                _write_all(proc.stdin.fileno(), _frame(frame), deadline)
                 out = proc.stdout.fileno()
                 size = int.from_bytes(_read_exactly(out, _LENGTH, deadline), "big")
                 results = marshal.loads(_read_exactly(out, size, deadline))

@@ -116,9 +116,10 @@ class Intake:
 
     def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
         log = self.log
-        keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
         results: list[Any] | None = None
         if checker is not None and items:
+            # The registry's keys, for the worker to check signatures with (log.prepare looks them up itself).
+            keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
             try:
                 results = checker.check(log.cell_id, kind_registry.authors(),
                                         [(sub, sig, body, key) for (sub, sig, body, _done), key

@@ -87,9 +87,20 @@ _ENTRY, _BODY, _AUDIENCE = Entry.__tablename__, Body.__tablename__, EntryAudienc
 _TREE_HEAD = TreeHead.__tablename__
 
 
-def _cursor(session: Session) -> tuple[Any, _Raw]:
+@contextmanager
+def _cursor(session: Session) -> Iterator[tuple[Any, _Raw]]:
+    """The driver's cursor on the session's connection (same transaction), and the statements in its SQL."""
     conn = session.connection()
-    return conn.connection.cursor(), _RAW[conn.dialect.paramstyle]
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor, _RAW[conn.dialect.paramstyle]
+    finally:
+        cursor.close()
+
+
+def _replay_key(submission: dict[str, Any]) -> tuple[str, str, str]:
+    """What makes a submission the same as one already in the log (the entry table's unique constraint)."""
+    return submission["key"], submission["created"], submission["nonce"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class Prepared:
 
 class DeferredDuplicate(Conflict):
     """A replayed submission found only when the rows were written, in a transaction that left the duplicate
-    check to the (key_id, nonce) unique constraint (`session.info["defer_duplicates"]`, group commit's fast
+    check to the entry table's unique constraint (`session.info["defer_duplicates"]`, group commit's fast
     path). It is not the fault of whichever unit was running: the committer runs the batch again with every
     append checked on its own, which names the culprit."""
 
@@ -168,12 +179,9 @@ class Log:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
         if self._catch_up(session):
-            cursor, raw = _cursor(session)
-            try:
+            with _cursor(session) as (cursor, raw):
                 cursor.execute(raw.head_size)
                 self._head_size = cursor.fetchone()[0]
-            finally:
-                cursor.close()
         if self._registry is None and self._tree.size:
             self._registry = self._load_registry(session)
         session.info["log_txn"] = txn
@@ -188,12 +196,9 @@ class Log:
             self._registry = None
         # On the driver's cursor: this runs once per transaction that appends, and the ORM's query would cost
         # more than the rest of a batch's own work.
-        cursor, raw = _cursor(session)
-        try:
+        with _cursor(session) as (cursor, raw):
             cursor.execute(raw.catch_up, (self._tree.size,))
             rows = cursor.fetchall()
-        finally:
-            cursor.close()
         for seq, hash_, kind, time in rows:
             if seq != self._tree.size:
                 raise RuntimeError(f"log has a gap at seq {self._tree.size}; run `fusioncell verify`")
@@ -326,7 +331,7 @@ class Log:
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
         pending.append(appended)
-        session.info.setdefault("nonces", {})[sub["key"], sub["created"], sub["nonce"]] = len(pending) - 1
+        session.info.setdefault("nonces", {})[_replay_key(sub)] = len(pending) - 1
         self._tree.append(hashed)
         self._last_time = time
         if kind.apply is not None:
@@ -341,22 +346,19 @@ class Log:
         """Whether this signed submission is in the log already: the same key, creation time and nonce (a replay,
         or a client's retry). The time is in the key so that the index grows at each key's end, as devices sign
         in time order, instead of at random places: random inserts cost more than the rest of an append."""
-        unique = sub["key"], sub["created"], sub["nonce"]
+        unique = _replay_key(sub)
         # Appended in this transaction: an index, checked against the list (entries rolled back with a
         # savepoint leave stale positions behind).
         i = session.info.get("nonces", {}).get(unique)
         if i is not None and i < len(appended):
             earlier = appended[i].submission
-            if (earlier["key"], earlier["created"], earlier["nonce"]) == unique:
+            if _replay_key(earlier) == unique:
                 return True
         if session.info.get("defer_duplicates"):
             return False  # the unique constraint refuses it when the rows are written (see flush)
-        cursor, raw = _cursor(session)
-        try:
+        with _cursor(session) as (cursor, raw):
             cursor.execute(raw.duplicate, unique)
             return cursor.fetchone() is not None
-        finally:
-            cursor.close()
 
     def flush(self, session: Session) -> None:
         """Write the rows of entries appended in this transaction but not yet written."""
@@ -365,8 +367,7 @@ class Log:
         batch = appended[start:]
         if not batch:
             return
-        cursor, raw = _cursor(session)
-        try:
+        with _cursor(session) as (cursor, raw):
             entries: list[Any] = []
             bodies: list[Any] = []
             audience: list[Any] = []
@@ -386,8 +387,6 @@ class Log:
                 raise error("an entry of this batch is already in the log", code="duplicate_submission") from exc
             raw.insert(cursor, _BODY, ("seq", "data"), bodies)
             raw.insert(cursor, _AUDIENCE, ("party", "seq"), audience)
-        finally:
-            cursor.close()
         session.info["flushed"] = len(appended)
 
     def append_as_cell(
@@ -424,11 +423,8 @@ class Log:
             root = self._tree.root(size)
             head = tree_head(cell=self.cell_id or "", size=size, root_hex=root.hex(), time=self._last_time)
             sig = sign(self.cell_key, canonical(head))
-            cursor, raw = _cursor(session)
-            try:
+            with _cursor(session) as (cursor, raw):
                 raw.insert(cursor, _TREE_HEAD, ("size", "root", "signed_at", "sig"), [size, root, head["time"], sig])
-            finally:
-                cursor.close()
             if session.get_bind().dialect.name == "postgresql":
                 from fusioncell.record.notify import notify
 
