@@ -5,7 +5,8 @@ the same run.
      os.fsync on the disk of the database);
   b. the CPU-only "signing-and-hashing" baseline: per entry, canonicalise the 1 KiB body and the submission,
      SHA-256 the body, verify the author signature (PyNaCl's call, which releases the GIL), canonicalise and
-     leaf-hash the entry (no storage), on one thread and on two;
+     leaf-hash the entry (no storage), on one thread and on two; measured in five passes before each rep's timed
+     runs and five after them, a rep's baseline being the median of the ten (the better of one and two threads);
   c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
      and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key, hand
      device-signed submissions to the server's path for them (fusioncell.record.intake.Intake, as
@@ -224,6 +225,7 @@ class Run:
     profile: str = ""
     cpu: float = 0.0  # CPU seconds of the whole process during the timed run
     workers_cpu: float = 0.0  # CPU seconds of the checker processes during the timed run
+    intake_batch: float = 0.0  # mean submissions per batch the intake took (and sent to one checker)
 
     @property
     def rate(self) -> float:
@@ -288,7 +290,7 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(writers)]
         for t in threads:
             t.start()
-        batches0 = committer.batches
+        batches0, taken0 = committer.batches, (intake.batches, intake.items)
         barrier.wait()
         cpu0, workers0 = _cpu(), _children_cpu(intake)
         t0 = time.perf_counter()
@@ -297,11 +299,12 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         seconds = time.perf_counter() - t0
         cpu, workers_cpu = _cpu() - cpu0, _children_cpu(intake) - workers0
         batches = committer.batches - batches0
+        intake_batch = (intake.items - taken0[1]) / max(1, intake.batches - taken0[0])
         intake.close()
         committer.close()
 
         run = Run(backend, appends, seconds, batches, committer.busy, committer.busy_cpu, sorted(x for lat in latencies for x in lat),
-                  errors, cpu=cpu, workers_cpu=workers_cpu)
+                  errors, cpu=cpu, workers_cpu=workers_cpu, intake_batch=intake_batch)
         if profiler is not None:
             stream = io.StringIO()
             stats = pstats.Stats(profiler, stream=stream)
@@ -370,7 +373,8 @@ def main() -> int:
                         help="the intake's checker processes (default: two per core, as `fusioncell serve`; 0: "
                         "checks in the server's process)")
     parser.add_argument("--sample", type=int,
-                        help="entries in the CPU-only baseline sample (default 4,000; --quick 2,000), five passes")
+                        help="entries in the CPU-only baseline sample (default 4,000; --quick 2,000), five passes before "
+                        "and five after each rep's runs")
     parser.add_argument("--pg", metavar="URL", help="also run on PostgreSQL, in a scratch schema of this database")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run (with --pg)")
     parser.add_argument("--dir", type=Path, help="scratch directory (default: system temp dir)")
@@ -411,13 +415,14 @@ def main() -> int:
             limits = raw_limits(sample, keys[0], scratch, raw_seconds)
             for k, v in limits.items():
                 raw[k].append(v)
-            # The median of five passes over the sample: one pass is a fraction of a second, and on a shared
-            # machine a single one reads high or low by a third.
-            cpu1.append(median([cpu_baseline(sample, public, 1) for _ in range(BASELINE_PASSES)]))
-            cpu2.append(median([cpu_baseline(sample, public, 2) for _ in range(BASELINE_PASSES)]))
+            # The CPU-only rate, in five passes before this rep's runs and five after them, for the median of the
+            # ten: one pass is a fraction of a second, and on a shared machine a single one reads high or low by a
+            # third; passes on both sides of the runs see the machine as the runs did, not only as it was before.
+            before1 = [cpu_baseline(sample, public, 1) for _ in range(BASELINE_PASSES)]
+            before2 = [cpu_baseline(sample, public, 2) for _ in range(BASELINE_PASSES)]
             console.print(f"rep {rep + 1}/{reps}: raw sign {fmt(limits['sign'])}/s, verify {fmt(limits['verify'])}/s, "
-                          f"fsync {fmt(limits['fsync'])}/s; CPU-only {fmt(cpu1[-1])}/s (1 thread), "
-                          f"{fmt(cpu2[-1])}/s (2 threads)")
+                          f"fsync {fmt(limits['fsync'])}/s; CPU-only before the runs {fmt(median(before1))}/s "
+                          f"(1 thread), {fmt(median(before2))}/s (2 threads)")
             for name, url in backends:
                 profile = args.profile and rep == reps - 1
                 if url:
@@ -436,6 +441,12 @@ def main() -> int:
                               f"({run.verify_seconds:.1f} s)")
                 for err in run.errors[:5]:
                     console.print(f"  [red]append failed[/] ({len(run.errors)} in all): {err}")
+            after1 = [cpu_baseline(sample, public, 1) for _ in range(BASELINE_PASSES)]
+            after2 = [cpu_baseline(sample, public, 2) for _ in range(BASELINE_PASSES)]
+            cpu1.append(median(before1 + after1))
+            cpu2.append(median(before2 + after2))
+            console.print(f"rep {rep + 1}/{reps}: CPU-only after the runs {fmt(median(after1))}/s (1 thread), "
+                          f"{fmt(median(after2))}/s (2 threads); the rep's baseline {fmt(max(cpu1[-1], cpu2[-1]))}/s")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -477,6 +488,8 @@ def main() -> int:
                   ["batches per run", fmt(median([r.batches for r in rs])), spread([r.batches for r in rs])],
                   ["mean batch size (entries per COMMIT)", fmt(median([r.mean_batch for r in rs]), 2),
                    spread([r.mean_batch for r in rs])],
+                  ["mean intake batch (submissions per checker round trip)",
+                   fmt(median([r.intake_batch for r in rs]), 1), ""],
                   ["committer thread busy (share of wall time)", pct(median(busy)), ""],
                   ["server process CPU during the run (cores used of 2)",
                    fmt(median([r.cpu / r.seconds for r in rs]), 2), ""],

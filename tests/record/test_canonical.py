@@ -9,7 +9,13 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusioncell.record.canonical import b64d, b64e, canonical, parse_canonical
+from fusioncell.record.canonical import (
+    b64d,
+    b64e,
+    canonical,
+    canonical_stable,
+    parse_canonical,
+)
 
 scalars = st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | st.text()
 json_values = st.recursive(
@@ -80,6 +86,49 @@ def same_types(a, b) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(same_types(x, y) for x, y in zip(a, b, strict=True))
     return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(with_floats)
+def test_a_value_said_stable_is_what_its_canonical_bytes_parse_to(value):
+    # The intake's workers keep the body sent where canonical_stable says so, instead of parsing their bytes back:
+    # projections must see the same values, types and key order either way.
+    try:
+        data, stable = canonical_stable(value)
+    except ValueError:
+        with pytest.raises(ValueError):
+            canonical(value)
+        return
+    assert data == canonical(value)
+    parsed = parse_canonical(data)
+    if stable:
+        assert parsed == value and same_types(parsed, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_a_value_without_floats_is_stable_once_its_keys_are_sorted(value):
+    # What the stable path is for: bodies parsed from canonical bytes (a device's) come back in that form.
+    try:
+        parsed = parse_canonical(canonical(value))
+    except ValueError:
+        return
+    assert canonical_stable(parsed)[1] == _ascii_keys(parsed)  # non-ASCII keys take the reference path
+
+
+def _ascii_keys(value) -> bool:
+    if isinstance(value, dict):
+        return all(k.isascii() and _ascii_keys(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_ascii_keys(v) for v in value)
+    return True
+
+
+def test_known_stable_and_unstable_values():
+    assert canonical_stable({"a": 1, "b": [{"c": "x", "d": None}]})[1]
+    assert not canonical_stable({"b": 1, "a": 2})[1]  # key order changes
+    assert not canonical_stable({"a": [{"d": 1, "c": 2}]})[1]
+    assert not canonical_stable({"a": 1.0})[1]  # parsed back as the int 1
 
 
 def test_parse_canonical_refuses_what_is_not_one_value():

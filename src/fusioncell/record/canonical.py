@@ -59,6 +59,25 @@ def _fast_path_ok(value: Any) -> bool:
     return False
 
 
+def _sorted_keys(value: Any) -> bool:
+    """Whether every object in a value that passed _fast_path_ok has its keys in sorted order already."""
+    kind = type(value)
+    if kind is dict:
+        keys = list(value)
+        return keys == sorted(keys) and all(_sorted_keys(item) for item in value.values())
+    if kind is list:
+        return all(_sorted_keys(item) for item in value)
+    return True
+
+
+def canonical_stable(value: Any) -> tuple[bytes, bool]:
+    """JCS bytes of a JSON value, and whether parsing them back gives the value itself: the same types (no float
+    to turn into an int) and the same key order. Where it does, a caller may keep the value instead."""
+    if _fast_path_ok(value):
+        return _encode(value).encode("utf-8"), _sorted_keys(value)
+    return canonical(value), False
+
+
 def canonical(value: Any) -> bytes:
     """JCS bytes of a JSON value (dict, list, str, int, float, bool, None)."""
     if _fast_path_ok(value):

@@ -9,7 +9,8 @@ cheapest encoding of them. A batch is `(cell_id, kinds or None, [(submission, si
 (kinds, record.checks' {name: (by_cell, by_party)}, is sent again whenever it grew); its result is one item
 per submission:
 
-    (True, body, body_bytes, sub_bytes, sig_json, verified)   passed (record.checks.Checked)
+    (True, body, body_bytes, sub_bytes, sig_json, verified)   passed (record.checks.Checked); body is None
+                                                              where it is the body as sent, parsed back
     (False, code, message)                                    refused (InvalidSubmission)
     (None, class name, message)                               anything else: the server checks it itself
 
@@ -75,55 +76,21 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
-def _ready(fd: int, event: int, deadline: float) -> bool:
-    """Whether fd is ready for event (or closed) before the deadline. poll, not select: select refuses
-    descriptors above 1023, which a busy server's pipes may have."""
-    wait = deadline - time.monotonic()
-    if wait <= 0:
-        return False
-    poller = select.poll()
-    poller.register(fd, event)
-    return bool(poller.poll(wait * 1000))
-
-
-def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
-    """size bytes from a pipe, or EOFError when it closes, TimeoutError at the deadline."""
-    chunks, left = [], size
-    while left:
-        if not _ready(fd, select.POLLIN, deadline):
-            raise TimeoutError("the worker did not answer in time")
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            raise EOFError("the worker closed its output")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes, deadline: float) -> None:
-    """All of data into a pipe set non-blocking, or TimeoutError at the deadline."""
-    view = memoryview(data)
-    while view:
-        if not _ready(fd, select.POLLOUT, deadline):
-            raise TimeoutError("the worker did not read in time")
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            continue
-
-
 def check_batch(cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
     """A worker's answer to one batch (also what tests hold the in-process checks to)."""
     out: list[tuple[Any, ...]] = []
     for submission, sig, body, public_key in items:
         try:
-            c = check_signed(submission, sig, body, cell_id=cell_id, kinds=kinds, public_key=public_key)
+            c = check_signed(submission, sig, body, cell_id=cell_id, kinds=kinds, public_key=public_key,
+                             keep_body=True)
         except InvalidSubmission as exc:
             out.append((False, exc.code, exc.message))
         except Exception as exc:  # noqa: BLE001 - the server checks it again and raises it there
             out.append((None, exc.__class__.__name__, str(exc)))
         else:
-            out.append((True, c.body, c.body_bytes, c.sub_bytes, c.sig_json, c.verified))
+            # The body as sent, where parsing its canonical bytes back gives it: not sent back.
+            out.append((True, None if c.body is body else c.body, c.body_bytes, c.sub_bytes, c.sig_json,
+                        c.verified))
     return out
 
 
@@ -149,13 +116,16 @@ def _main() -> None:
 
 class Checker:
     """One worker process, used by one thread at a time. A worker that does not answer a batch within `timeout`
-    seconds (a batch takes milliseconds) is killed and replaced, like one that died."""
+    seconds of being asked (a batch takes milliseconds) is killed and replaced, like one that died."""
 
     def __init__(self, *, timeout: float = 30.0, command: list[str] | None = None) -> None:
         self.timeout = timeout
         self.command = command or [sys.executable, "-m", "fusioncell.record.checker"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._kinds_sent = -1
+        self._sent: list[int] = []  # sizes of the batches sent and not yet received, oldest first
+        self._output = bytearray()  # what the worker wrote and was not yet received
+        self._generation = 0  # counts workers started: a ticket names the worker that has the batch
         self._failed_at = float("-inf")
         self._wait = _RESTART_AFTER
         self._failures_in_a_row = 0
@@ -176,14 +146,18 @@ class Checker:
                 with contextlib.suppress(OSError, AttributeError):
                     fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
             self._kinds_sent = -1
+            self._sent.clear()
+            self._output.clear()
+            self._generation += 1
         return self._proc
 
     def start(self) -> None:
         """Start the worker now rather than on the first batch (it takes ~0.1 s to import its code)."""
         self.check(None, {}, [])
 
-    def check(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
-        """The worker's results for items, or CheckerUnavailable."""
+    def send(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> int:
+        """Queue a batch on the worker and return at once (a ticket for `receive`), or CheckerUnavailable. A
+        thread may send the next batch before it receives the last: the worker then starts it without waiting."""
         with self._lock:
             try:
                 proc = self._process()
@@ -194,22 +168,70 @@ class Checker:
                     self._fail()
                 raise CheckerUnavailable(str(exc)) from exc
             try:
-                assert proc.stdin is not None and proc.stdout is not None
-                deadline = time.monotonic() + self.timeout
-                _write_all(proc.stdin.fileno(), _frame(frame), deadline)
-                out = proc.stdout.fileno()
-                size = int.from_bytes(_read_exactly(out, _LENGTH, deadline), "big")
-                results = marshal.loads(_read_exactly(out, size, deadline))
-                if not isinstance(results, list) or len(results) != len(items):
-                    raise EOFError("the worker answered out of protocol")
-            except (OSError, EOFError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+                self._pump(proc, memoryview(_frame(frame)), 0, time.monotonic() + self.timeout)
+            except (OSError, EOFError) as exc:  # TimeoutError is an OSError
                 self._fail()
                 raise CheckerUnavailable(str(exc)) from exc
             if send_kinds is not None:
                 self._kinds_sent = len(send_kinds)
-            self.batches += bool(items)
+            self._sent.append(len(items))
+            return self._generation
+
+    def receive(self, ticket: int) -> list[tuple[Any, ...]]:
+        """The results of the oldest batch sent and not yet received (whose ticket `send` gave), or
+        CheckerUnavailable: the worker failed since (the batch died with it) or fails now."""
+        with self._lock:
+            if ticket != self._generation or not self._sent or self._proc is None:
+                raise CheckerUnavailable("the worker that had this batch was replaced")
+            count = self._sent.pop(0)
+            try:
+                deadline = time.monotonic() + self.timeout
+                self._pump(self._proc, None, _LENGTH, deadline)
+                size = _LENGTH + int.from_bytes(self._output[:_LENGTH], "big")
+                self._pump(self._proc, None, size, deadline)
+                payload = bytes(self._output[_LENGTH:size])
+                del self._output[:size]
+                results = marshal.loads(payload)
+                if not isinstance(results, list) or len(results) != count:
+                    raise EOFError("the worker answered out of protocol")
+            except (OSError, EOFError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+                self._fail()
+                raise CheckerUnavailable(str(exc)) from exc
+            self.batches += bool(count)
             self._failures_in_a_row = 0
             return results
+
+    def check(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
+        """The worker's results for items (no other batch in flight), or CheckerUnavailable."""
+        return self.receive(self.send(cell_id, kinds, items))
+
+    def _pump(self, proc: subprocess.Popen[bytes], data: memoryview | None, need: int, deadline: float) -> None:
+        """Write all of data to the worker and read its output until `need` bytes of it are held, or EOFError when
+        it closes its output, TimeoutError at the deadline. Output is read while writing too: a worker that writes
+        the answer to the batch before blocks, with a full pipe, until it is read, and reads nothing meanwhile."""
+        assert proc.stdin is not None and proc.stdout is not None
+        fd_in, fd_out = proc.stdin.fileno(), proc.stdout.fileno()
+        output = self._output
+        while (data is not None and len(data)) or len(output) < need:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError("the worker did not answer in time" if not data else "the worker did not read")
+            # poll, not select: select refuses descriptors above 1023, which a busy server's pipes may have.
+            poller = select.poll()
+            poller.register(fd_out, select.POLLIN)
+            if data is not None and len(data):
+                poller.register(fd_in, select.POLLOUT)
+            for fd, _event in poller.poll(wait * 1000):
+                if fd == fd_out:
+                    chunk = os.read(fd_out, 1 << 20)
+                    if not chunk:
+                        raise EOFError("the worker closed its output")
+                    output += chunk
+                elif data is not None:
+                    try:
+                        data = data[os.write(fd_in, data):]
+                    except BlockingIOError:
+                        continue
 
     def _fail(self) -> None:
         self._wait = min(_RESTART_MAX, _RESTART_AFTER * 2 ** self._failures_in_a_row)
@@ -245,10 +267,10 @@ class Checker:
             self._stop(kill=False)
 
 
-def checked(result: tuple[Any, ...]) -> Checked:
-    """A worker's passed result as record.checks returns it."""
+def checked(result: tuple[Any, ...], sent: dict[str, Any]) -> Checked:
+    """A worker's passed result, for the body `sent`, as record.checks returns it."""
     _ok, body, body_bytes, sub_bytes, sig_json, verified = result
-    return Checked(body, body_bytes, sub_bytes, sig_json, verified)
+    return Checked(sent if body is None else body, body_bytes, sub_bytes, sig_json, verified)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from fusioncell.errors import InvalidSubmission
 from fusioncell.record.canonical import (
-    canonical,
+    canonical_stable,
     canonical_trusted,
     hash_hex,
     parse_canonical,
@@ -25,7 +25,7 @@ Authors = tuple[bool, bool]
 
 
 class Checked(NamedTuple):
-    body: dict[str, Any]  # parsed back from body_bytes: projections see what a rebuild will see
+    body: dict[str, Any]  # parsed back from body_bytes (or equal to it): projections see what a rebuild will see
     body_bytes: bytes  # JCS of the body
     sub_bytes: bytes  # JCS of the submission: the signed bytes
     sig_json: bytes  # the sig as a JSON string, spliced into the entry's bytes
@@ -41,8 +41,12 @@ def unknown_kind(name: str) -> InvalidSubmission:
 
 
 def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, kinds: Mapping[str, Authors],
-                 public_key: bytes | None) -> Checked:
-    """Raise InvalidSubmission for the first rule broken, in the order the sequencer has always applied them."""
+                 public_key: bytes | None, keep_body: bool = False) -> Checked:
+    """Raise InvalidSubmission for the first rule broken, in the order the sequencer has always applied them.
+
+    keep_body: where parsing the body's canonical bytes back would give the body itself (record.canonical.
+    canonical_stable), the result holds the caller's body object rather than a copy. For callers that own it and
+    change it no more (the intake's workers, whose body is a copy already)."""
     check_submission_shape(submission)
     if not isinstance(sig, str):
         raise refuse("sig must be a base64url string", "bad_signature")
@@ -60,7 +64,7 @@ def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, k
     if not isinstance(body, dict):
         raise refuse("body must be a JSON object", "bad_body")
     try:
-        body_bytes = canonical(body)
+        body_bytes, stable = canonical_stable(body)
     except ValueError as exc:
         raise refuse(str(exc), "bad_body") from exc
     if hash_hex(body_bytes) != submission["body"]:
@@ -70,4 +74,5 @@ def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, k
     sub_bytes = canonical_trusted(submission)
     if public_key is not None and not verify(public_key, sub_bytes, sig):
         raise refuse(f"signature does not verify with key {submission['key']}", "bad_signature")
-    return Checked(parse_canonical(body_bytes), body_bytes, sub_bytes, canonical_trusted(sig), public_key is not None)
+    return Checked(body if keep_body and stable else parse_canonical(body_bytes), body_bytes, sub_bytes,
+                   canonical_trusted(sig), public_key is not None)

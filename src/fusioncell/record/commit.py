@@ -115,9 +115,15 @@ class GroupCommitter:
     def send(self, work: Callable[[Session], Any], done: Callable[[Reply], None]) -> None:
         """Queue work for the next batch; `done(reply)` is called (on the commit thread) once the batch is durable
         or the unit failed. For producers that queue many units and need no Future each (the intake)."""
+        self.send_many([(work, done)])
+
+    def send_many(self, units: list[tuple[Callable[[Session], Any], Callable[[Reply], None]]]) -> None:
+        """send for several units at once, in order and in the same batch: one hand-over to the commit thread
+        for all of them."""
         if self._closed:
             raise RuntimeError("the committer is closed")
-        self._queue.put((work, Reply(done)))
+        if units:
+            self._queue.put([(work, Reply(done)) for work, done in units])
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run work in the next batch and return its result once the batch is durable."""
@@ -130,20 +136,23 @@ class GroupCommitter:
             self._thread.join()
 
     def _take(self) -> tuple[list[Unit], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch, stop = [first], False
-        while len(batch) < self.max_batch:
+        """The units waiting (at least one; at most max_batch, or just past it to keep units sent together in one
+        batch), and whether to stop after them."""
+        batch: list[Unit] = []
+        item = self._queue.get()
+        while True:
+            if item is _STOP:
+                return batch, True
+            if type(item) is list:
+                batch += item
+            else:
+                batch.append(item)
+            if len(batch) >= self.max_batch:
+                return batch, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is _STOP:
-                stop = True
-                break
-            batch.append(item)
-        return batch, stop
+                return batch, False
 
     def _run(self) -> None:
         stop = False

@@ -43,6 +43,8 @@ class Registry:
     cell_key_id: str
     roles: dict[str, str]  # party id -> party | supervisor | observer
     keys: dict[str, KeyInfo] = field(default_factory=dict)
+    _good_audiences: set[tuple[tuple[str, ...], str, bool]] = field(default_factory=set, init=False, repr=False,
+                                                                    compare=False)
 
     @classmethod
     def from_genesis(cls, body: dict[str, Any]) -> Registry:
@@ -116,6 +118,11 @@ class Registry:
 
     def check_audience(self, submission: dict[str, Any], *, full: bool) -> None:
         audience = submission["audience"]
+        # The audiences already found good: a handful per cell, checked for every append. Roles are fixed once a
+        # registry is built, so a good audience stays good.
+        seen = (tuple(audience), submission["party"], full)
+        if seen in self._good_audiences:
+            return
         unknown = [p for p in audience if p not in self.roles]
         if unknown:
             raise SignerRefused(f"audience names unknown parties {unknown}; parties are {self.parties}", "bad_audience")
@@ -129,3 +136,5 @@ class Registry:
             raise SignerRefused(
                 f"{submission['kind']} is released to every party: audience must be {self.parties}", "bad_audience"
             )
+        if len(self._good_audiences) < 1024:
+            self._good_audiences.add(seen)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
@@ -103,20 +102,25 @@ def _replay_key(submission: dict[str, Any]) -> tuple[str, str, str]:
     return submission["key"], submission["created"], submission["nonce"]
 
 
-@dataclass(frozen=True)
 class Appended:
-    """An entry as the sequencer appended it."""
+    """An entry as the sequencer appended it. Not to be changed once made (a plain class with slots, not a frozen
+    dataclass: one is made per append, on the sequencer's one thread, and a frozen dataclass's __init__ costs
+    several times as much)."""
 
-    seq: int
-    time: str
-    leaf_hash: bytes
-    submission: dict[str, Any]
-    sig: str
-    body: dict[str, Any]
-    leaf: bytes
-    body_bytes: bytes = field(default=b"", repr=False)
-    # The entry row's columns from kind to created_at (see Prepared.row), when the sequencer made it.
-    row: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    __slots__ = ("body", "body_bytes", "leaf", "leaf_hash", "row", "seq", "sig", "submission", "time")
+
+    def __init__(self, seq: int, time: str, leaf_hash: bytes, submission: dict[str, Any], sig: str,
+                 body: dict[str, Any], leaf: bytes, body_bytes: bytes = b"", row: tuple[str, ...] = ()) -> None:
+        self.seq = seq
+        self.time = time
+        self.leaf_hash = leaf_hash
+        self.submission = submission
+        self.sig = sig
+        self.body = body
+        self.leaf = leaf
+        self.body_bytes = body_bytes
+        # The entry row's columns from kind to created_at (see Prepared.row), when the sequencer made it.
+        self.row = row
 
     @property
     def kind(self) -> str:
@@ -126,22 +130,40 @@ class Appended:
     def party(self) -> str:
         return self.submission["party"]
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Appended:
+            return NotImplemented
+        return (self.seq, self.time, self.leaf_hash, self.submission, self.sig, self.body, self.leaf,
+                self.body_bytes) == (other.seq, other.time, other.leaf_hash, other.submission, other.sig, other.body,
+                                     other.leaf, other.body_bytes)
 
-@dataclass(frozen=True)
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Appended(seq={self.seq}, time={self.time!r}, kind={self.kind!r}, leaf_hash={self.leaf_hash.hex()})"
+
+
 class Prepared:
-    """A submission checked as far as possible without the database (any thread may prepare)."""
+    """A submission checked as far as possible without the database (any thread may prepare). A plain class
+    with slots, as Appended."""
 
-    submission: dict[str, Any]
-    sig: str
-    body: dict[str, Any]
-    body_bytes: bytes
-    sub_bytes: bytes
-    kind: Kind
-    body_model: BodyModel
-    verified_key: bytes | None
-    # Made here, on the caller's thread, so that the sequencer (one thread for the whole log) does not:
-    sig_json: bytes = b""  # the sig as a JSON string, spliced into the entry's bytes
-    row: tuple[str, ...] = ()  # entry columns kind, party, author, key_id, nonce, audience, body_hash, created_at
+    __slots__ = ("body", "body_bytes", "body_model", "kind", "row", "sig", "sig_json", "sub_bytes", "submission",
+                 "verified_key")
+
+    def __init__(self, submission: dict[str, Any], sig: str, body: dict[str, Any], body_bytes: bytes,
+                 sub_bytes: bytes, kind: Kind, body_model: BodyModel, verified_key: bytes | None,
+                 sig_json: bytes = b"", row: tuple[str, ...] = ()) -> None:
+        self.submission = submission
+        self.sig = sig
+        self.body = body
+        self.body_bytes = body_bytes
+        self.sub_bytes = sub_bytes
+        self.kind = kind
+        self.body_model = body_model
+        self.verified_key = verified_key
+        # Made on the caller's thread, so that the sequencer (one thread for the whole log) does not:
+        self.sig_json = sig_json  # the sig as a JSON string, spliced into the entry's bytes
+        self.row = row  # entry columns kind, party, author, key_id, nonce, audience, body_hash, created_at
 
 
 class DeferredDuplicate(Conflict):
