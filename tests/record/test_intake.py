@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from fusioncell.errors import InvalidSubmission
-from fusioncell.record.canonical import canonical
 from fusioncell.record.checker import Checker, CheckerUnavailable, check_batch
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.intake import Intake
@@ -182,81 +181,6 @@ def test_a_batch_marshal_cannot_carry_is_checked_in_the_server(cell, il_liaison)
         with pytest.raises(CheckerUnavailable):
             checker.check(None, authors(), [({"a": object()}, "", {}, None)])
         assert checker.failures == 0  # not the worker's fault: it stays
-    finally:
-        checker.close()
-
-
-def worker_items(cell, member, texts: list[str]) -> list[tuple[Any, ...]]:
-    """A batch for a worker: (submission, sig, body, public key) for a body with each text."""
-    items = []
-    for text in texts:
-        body = {"text": text}
-        sub, sig = member.sign(body)
-        items.append((sub, sig, body, cell.log.public_key(sub)))
-    return items
-
-
-def test_batches_sent_before_the_last_is_received_come_back_in_order(cell, il_liaison):
-    load_registry(cell)
-    checker = Checker()
-    try:
-        batches = [worker_items(cell, il_liaison, [f"batch {b} item {i}" for i in range(20)]) for b in range(3)]
-        tickets = [checker.send(cell.log.cell_id, authors(), items) for items in batches]
-        for items, ticket in zip(batches, tickets, strict=True):
-            results = checker.receive(ticket)
-            assert [r[0] for r in results] == [True] * 20
-            assert [r[2] for r in results] == [canonical(body) for _s, _g, body, _k in items]
-        assert checker.failures == 0 and checker.batches == 3
-    finally:
-        checker.close()
-
-
-def test_answers_larger_than_a_pipe_while_the_next_batch_is_written(cell, il_liaison):
-    # The worker blocks writing an answer larger than its pipe while the server writes it the next batch, also
-    # larger than a pipe: the server must read while it writes, or both wait for each other until the timeout.
-    load_registry(cell)
-    checker = Checker(timeout=20.0)
-    try:
-        batches = [worker_items(cell, il_liaison, [f"{b}-{i} " + "x" * 900_000 for i in range(3)]) for b in range(2)]
-        started = time.monotonic()
-        tickets = [checker.send(cell.log.cell_id, authors(), items) for items in batches]
-        for items, ticket in zip(batches, tickets, strict=True):
-            results = checker.receive(ticket)
-            assert [r[2] for r in results] == [canonical(body) for _s, _g, body, _k in items]
-        assert time.monotonic() - started < 15
-        assert checker.failures == 0
-    finally:
-        checker.close()
-
-
-SLOW_WORKER = """
-import time
-from fusioncell.record import checker
-check_batch = checker.check_batch
-checker.check_batch = lambda *args: (time.sleep(0.5), check_batch(*args))[1]
-checker._main()
-"""
-
-
-def test_a_batch_on_a_worker_that_failed_is_not_received_from_its_replacement(cell, il_liaison):
-    load_registry(cell)
-    # Slow to answer, so that it dies with the batch still in hand.
-    checker = Checker(command=[sys.executable, "-c", SLOW_WORKER])
-    try:
-        [item] = worker_items(cell, il_liaison, ["sent to a worker about to die"])
-        checker.start()
-        first = checker.pid
-        ticket = checker.send(cell.log.cell_id, authors(), [item])
-        os.kill(first, signal.SIGKILL)
-        with pytest.raises(CheckerUnavailable):
-            checker.receive(ticket)
-        assert checker.failures == 1 and checker.pid is None
-        time.sleep(1.1)  # the pause after a failure
-        fresh = checker.send(cell.log.cell_id, authors(), [item])
-        assert checker.pid not in (None, first)
-        with pytest.raises(CheckerUnavailable):
-            checker.receive(ticket)  # the dead worker's batch: gone with it, never another's answer
-        assert checker.receive(fresh)[0][0] is True
     finally:
         checker.close()
 

@@ -76,6 +76,43 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def _ready(fd: int, event: int, deadline: float) -> bool:
+    """Whether fd is ready for event (or closed) before the deadline. poll, not select: select refuses
+    descriptors above 1023, which a busy server's pipes may have."""
+    wait = deadline - time.monotonic()
+    if wait <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(wait * 1000))
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    """size bytes from a pipe, or EOFError when it closes, TimeoutError at the deadline."""
+    chunks, left = [], size
+    while left:
+        if not _ready(fd, select.POLLIN, deadline):
+            raise TimeoutError("the worker did not answer in time")
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the worker closed its output")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    """All of data into a pipe set non-blocking, or TimeoutError at the deadline."""
+    view = memoryview(data)
+    while view:
+        if not _ready(fd, select.POLLOUT, deadline):
+            raise TimeoutError("the worker did not read in time")
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+
+
 def check_batch(cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
     """A worker's answer to one batch (also what tests hold the in-process checks to)."""
     out: list[tuple[Any, ...]] = []
@@ -116,16 +153,13 @@ def _main() -> None:
 
 class Checker:
     """One worker process, used by one thread at a time. A worker that does not answer a batch within `timeout`
-    seconds of being asked (a batch takes milliseconds) is killed and replaced, like one that died."""
+    seconds (a batch takes milliseconds) is killed and replaced, like one that died."""
 
     def __init__(self, *, timeout: float = 30.0, command: list[str] | None = None) -> None:
         self.timeout = timeout
         self.command = command or [sys.executable, "-m", "fusioncell.record.checker"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._kinds_sent = -1
-        self._sent: list[int] = []  # sizes of the batches sent and not yet received, oldest first
-        self._output = bytearray()  # what the worker wrote and was not yet received
-        self._generation = 0  # counts workers started: a ticket names the worker that has the batch
         self._failed_at = float("-inf")
         self._wait = _RESTART_AFTER
         self._failures_in_a_row = 0
@@ -146,18 +180,14 @@ class Checker:
                 with contextlib.suppress(OSError, AttributeError):
                     fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
             self._kinds_sent = -1
-            self._sent.clear()
-            self._output.clear()
-            self._generation += 1
         return self._proc
 
     def start(self) -> None:
         """Start the worker now rather than on the first batch (it takes ~0.1 s to import its code)."""
         self.check(None, {}, [])
 
-    def send(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> int:
-        """Queue a batch on the worker and return at once (a ticket for `receive`), or CheckerUnavailable. A
-        thread may send the next batch before it receives the last: the worker then starts it without waiting."""
+    def check(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
+        """The worker's results for items, or CheckerUnavailable."""
         with self._lock:
             try:
                 proc = self._process()
@@ -168,70 +198,22 @@ class Checker:
                     self._fail()
                 raise CheckerUnavailable(str(exc)) from exc
             try:
-                self._pump(proc, memoryview(_frame(frame)), 0, time.monotonic() + self.timeout)
-            except (OSError, EOFError) as exc:  # TimeoutError is an OSError
-                self._fail()
-                raise CheckerUnavailable(str(exc)) from exc
-            if send_kinds is not None:
-                self._kinds_sent = len(send_kinds)
-            self._sent.append(len(items))
-            return self._generation
-
-    def receive(self, ticket: int) -> list[tuple[Any, ...]]:
-        """The results of the oldest batch sent and not yet received (whose ticket `send` gave), or
-        CheckerUnavailable: the worker failed since (the batch died with it) or fails now."""
-        with self._lock:
-            if ticket != self._generation or not self._sent or self._proc is None:
-                raise CheckerUnavailable("the worker that had this batch was replaced")
-            count = self._sent.pop(0)
-            try:
+                assert proc.stdin is not None and proc.stdout is not None
                 deadline = time.monotonic() + self.timeout
-                self._pump(self._proc, None, _LENGTH, deadline)
-                size = _LENGTH + int.from_bytes(self._output[:_LENGTH], "big")
-                self._pump(self._proc, None, size, deadline)
-                payload = bytes(self._output[_LENGTH:size])
-                del self._output[:size]
-                results = marshal.loads(payload)
-                if not isinstance(results, list) or len(results) != count:
+                _write_all(proc.stdin.fileno(), _frame(frame), deadline)
+                out = proc.stdout.fileno()
+                size = int.from_bytes(_read_exactly(out, _LENGTH, deadline), "big")
+                results = marshal.loads(_read_exactly(out, size, deadline))
+                if not isinstance(results, list) or len(results) != len(items):
                     raise EOFError("the worker answered out of protocol")
             except (OSError, EOFError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
                 self._fail()
                 raise CheckerUnavailable(str(exc)) from exc
-            self.batches += bool(count)
+            if send_kinds is not None:
+                self._kinds_sent = len(send_kinds)
+            self.batches += bool(items)
             self._failures_in_a_row = 0
             return results
-
-    def check(self, cell_id: str | None, kinds: Mapping[str, Authors], items: list[Any]) -> list[tuple[Any, ...]]:
-        """The worker's results for items (no other batch in flight), or CheckerUnavailable."""
-        return self.receive(self.send(cell_id, kinds, items))
-
-    def _pump(self, proc: subprocess.Popen[bytes], data: memoryview | None, need: int, deadline: float) -> None:
-        """Write all of data to the worker and read its output until `need` bytes of it are held, or EOFError when
-        it closes its output, TimeoutError at the deadline. Output is read while writing too: a worker that writes
-        the answer to the batch before blocks, with a full pipe, until it is read, and reads nothing meanwhile."""
-        assert proc.stdin is not None and proc.stdout is not None
-        fd_in, fd_out = proc.stdin.fileno(), proc.stdout.fileno()
-        output = self._output
-        while (data is not None and len(data)) or len(output) < need:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                raise TimeoutError("the worker did not answer in time" if not data else "the worker did not read")
-            # poll, not select: select refuses descriptors above 1023, which a busy server's pipes may have.
-            poller = select.poll()
-            poller.register(fd_out, select.POLLIN)
-            if data is not None and len(data):
-                poller.register(fd_in, select.POLLOUT)
-            for fd, _event in poller.poll(wait * 1000):
-                if fd == fd_out:
-                    chunk = os.read(fd_out, 1 << 20)
-                    if not chunk:
-                        raise EOFError("the worker closed its output")
-                    output += chunk
-                elif data is not None:
-                    try:
-                        data = data[os.write(fd_in, data):]
-                    except BlockingIOError:
-                        continue
 
     def _fail(self) -> None:
         self._wait = min(_RESTART_MAX, _RESTART_AFTER * 2 ** self._failures_in_a_row)

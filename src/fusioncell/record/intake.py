@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -64,20 +63,13 @@ class Intake:
         for checker in self.checkers:
             checker.close()
 
-    def _take(self, *, wait: bool) -> _Batch | None:
-        """What is waiting (at most `batch` items), whether to stop after it, and the events that order its
-        hand-over: the previous batch's and its own. With wait, at least one item (or the stop); without, None
-        where nothing is waiting or another thread is taking (it may be waiting for items, and this thread has a
-        batch to hand over meanwhile)."""
-        if not self._take_lock.acquire(blocking=wait):
-            return None
-        try:
+    def _take(self) -> tuple[list[Item], bool, threading.Event, threading.Event]:
+        """What is waiting (at least one item, at most `batch`), whether to stop after it, and the events that
+        order its hand-over: the previous batch's and its own."""
+        with self._take_lock:
             items: list[Item] = []
             stop = False
-            try:
-                item = self._queue.get(block=wait)
-            except queue.Empty:
-                return None
+            item = self._queue.get()
             while True:
                 if item is _STOP:
                     stop = True
@@ -93,83 +85,57 @@ class Intake:
             self._last_handed = own
             self.batches += 1
             self.items += len(items)
-        finally:
-            self._take_lock.release()
-        return _Batch(items, stop, previous, own)
+        return items, stop, previous, own
 
     def _run(self, checker: Checker | None) -> None:
+        log, committer = self.log, self.committer
         if checker is not None:
             try:
                 checker.start()  # now, not on the first submission
             except CheckerUnavailable:
                 pass  # checked here until the worker can be replaced
-        # Up to two batches in flight on the worker: it checks the next while this thread hands the last over.
-        in_flight: deque[_Batch] = deque()
         while True:
-            batch = self._take(wait=not in_flight) if not (in_flight and in_flight[-1].stop) else None
-            if batch is not None:
-                self._send(checker, batch)
-                in_flight.append(batch)
-            if len(in_flight) == 2 or (in_flight and batch is None) or (in_flight and in_flight[-1].stop):
-                done = in_flight.popleft()
-                self._hand_over(done, self._outcomes(checker, done))
-                if done.stop:
-                    return
+            items, stop, previous, own = self._take()
+            try:
+                outcomes = self._check(checker, items)
+            except Exception:  # noqa: BLE001 - a fault of the worker path: each is checked here instead
+                outcomes = self._check(None, items)
+            finally:
+                previous.wait()
+            try:
+                units, refused = [], []
+                for (_sub, _sig, _body, done), outcome in zip(items, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        refused.append((done, outcome))
+                    else:
+                        units.append((lambda session, p=outcome: log.append_prepared(session, p), done))
+                try:
+                    committer.send_many(units)  # one hand-over to the commit thread for the batch
+                except Exception as exc:  # noqa: BLE001 - the committer is closed
+                    refused += [(done, exc) for _work, done in units]
+                for done, exc in refused:
+                    reply = Reply(done)
+                    reply.set_exception(exc)
+                    reply.deliver()
+            finally:
+                own.set()
+            if stop:
+                return
 
-    def _send(self, checker: Checker | None, batch: _Batch) -> None:
-        if checker is None or not batch.items:
-            return
+    def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
         log = self.log
-        # The registry's keys, for the worker to check signatures with (log.prepare looks them up itself).
-        batch.keys = [log.public_key(sub) for sub, _sig, _body, _done in batch.items]
-        try:
-            batch.ticket = checker.send(log.cell_id, kind_registry.authors(),
-                                        [(sub, sig, body, key) for (sub, sig, body, _done), key
-                                         in zip(batch.items, batch.keys, strict=True)])
-        except CheckerUnavailable:
-            batch.ticket = None
-        except Exception:  # noqa: BLE001 - a fault of the worker path: the batch is checked here instead
-            batch.ticket = None
-
-    def _outcomes(self, checker: Checker | None, batch: _Batch) -> list[Prepared | Exception]:
         results: list[Any] | None = None
-        if checker is not None and batch.ticket is not None:
+        if checker is not None and items:
+            # The registry's keys, for the worker to check signatures with (log.prepare looks them up itself).
+            keys = [log.public_key(sub) for sub, _sig, _body, _done in items]
             try:
-                results = checker.receive(batch.ticket)
-            except Exception:  # noqa: BLE001 - CheckerUnavailable, or a fault of the worker path
+                results = checker.check(log.cell_id, kind_registry.authors(),
+                                        [(sub, sig, body, key) for (sub, sig, body, _done), key
+                                         in zip(items, keys, strict=True)])
+            except CheckerUnavailable:
                 results = None
-        try:
-            return self._check(batch, results)
-        except Exception:  # noqa: BLE001 - a fault reading the worker's results: each is checked here instead
-            return self._check(batch, None)
-
-    def _hand_over(self, batch: _Batch, outcomes: list[Prepared | Exception]) -> None:
-        log, committer = self.log, self.committer
-        batch.previous.wait()
-        try:
-            units = []
-            refused = []
-            for (_sub, _sig, _body, done), outcome in zip(batch.items, outcomes, strict=True):
-                if isinstance(outcome, Exception):
-                    refused.append((done, outcome))
-                else:
-                    units.append((lambda session, p=outcome: log.append_prepared(session, p), done))
-            try:
-                committer.send_many(units)
-            except Exception as exc:  # noqa: BLE001 - the committer is closed
-                refused += [(done, exc) for _work, done in units]
-            for done, exc in refused:
-                reply = Reply(done)
-                reply.set_exception(exc)
-                reply.deliver()
-        finally:
-            batch.own.set()
-
-    def _check(self, batch: _Batch, results: list[Any] | None) -> list[Prepared | Exception]:
-        log = self.log
-        keys = batch.keys
         outcomes: list[Prepared | Exception] = []
-        for i, (submission, sig, body, _done) in enumerate(batch.items):
+        for i, (submission, sig, body, _done) in enumerate(items):
             try:
                 result = None if results is None else results[i]
                 if _passed(result):
@@ -181,20 +147,6 @@ class Intake:
             except Exception as exc:  # noqa: BLE001 - refused before anything was recorded
                 outcomes.append(exc)
         return outcomes
-
-
-class _Batch:
-    """Items taken together, checked by one worker and handed to the group commit after the batch before."""
-
-    __slots__ = ("items", "keys", "own", "previous", "stop", "ticket")
-
-    def __init__(self, items: list[Item], stop: bool, previous: threading.Event, own: threading.Event) -> None:
-        self.items = items
-        self.stop = stop
-        self.previous = previous
-        self.own = own
-        self.keys: list[bytes | None] = []
-        self.ticket: int | None = None  # the worker's, once sent to it
 
 
 def _passed(result: Any) -> bool:
