@@ -24,6 +24,7 @@ Exit status: 0 whatever the figures; 2 if a log does not verify or entries are m
   .venv/bin/python bench/append.py            # 3 repetitions of 40,000 appends on SQLite
   .venv/bin/python bench/append.py --quick    # smoke run, about 20 s
   .venv/bin/python bench/append.py --pg postgresql://postgres@127.0.0.1:5432/test
+  .venv/bin/python bench/append.py --no-fsync-run   # also SQLite with synchronous=OFF, for comparison
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from _common import (
     timed_loop,
     verdict,
 )
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from fusioncell.clock import format_time
 from fusioncell.record import signing
@@ -77,6 +78,7 @@ from fusioncell.record.verify import DatabaseSource, verify_source
 TARGET_RATE = 8000.0
 TARGET_RATIO = 0.60
 BASELINE_PASSES = 5
+NOT_DURABLE = "SQLite, synchronous=OFF (not durable)"
 
 
 # -- a. raw limits -------------------------------------------------------------------------------------------
@@ -241,9 +243,14 @@ class Run:
 
 
 def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: int, writers: int, body_size: int,
-                  max_batch: int, profile: bool, in_flight: int, processes: int) -> Run:
+                  max_batch: int, profile: bool, in_flight: int, processes: int, durable: bool = True) -> Run:
     root = Path(tempfile.mkdtemp(prefix="cell-", dir=scratch))
     cell = new_cell(root / "cell", db_url)
+    if not durable:  # SQLite without fsync: what storage costs apart from waiting for the disk
+        event.listen(cell.db.engine, "connect", lambda conn, _record: conn.execute("PRAGMA synchronous=OFF"))
+        cell.db.engine.dispose()
+        with cell.db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
     try:
         log = cell.log
         signers = enrol_signers(cell, writers)
@@ -373,10 +380,13 @@ def main() -> int:
                         help="the intake's checker processes (default: two per core, as `fusioncell serve`; 0: "
                         "checks in the server's process)")
     parser.add_argument("--sample", type=int,
-                        help="entries in the CPU-only baseline sample (default 4,000; --quick 2,000), five passes before "
-                        "and five after each rep's runs")
+                        help="entries in the CPU-only baseline sample (default 4,000; --quick 2,000), five passes "
+                        "before and five after each rep's runs")
     parser.add_argument("--pg", metavar="URL", help="also run on PostgreSQL, in a scratch schema of this database")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run (with --pg)")
+    parser.add_argument("--no-fsync-run", action="store_true",
+                        help="also run the sequencer on SQLite with synchronous=OFF (not durable) in each rep: how "
+                        "much of the gap to the CPU-only rate is waiting for the disk, and how much is the work")
     parser.add_argument("--dir", type=Path, help="scratch directory (default: system temp dir)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the committer thread in the last repetition and print where its time goes")
@@ -405,10 +415,12 @@ def main() -> int:
     raw: dict[str, list[float]] = {"sign": [], "verify": [], "verify2": [], "fsync": []}
     cpu1: list[float] = []
     cpu2: list[float] = []
-    runs: dict[str, list[Run]] = {"SQLite": [], "PostgreSQL": []}
+    runs: dict[str, list[Run]] = {"SQLite": [], "PostgreSQL": [], NOT_DURABLE: []}
     backends: list[tuple[str, str | None]] = [] if args.no_sqlite else [("SQLite", None)]
     if args.pg:
         backends.append(("PostgreSQL", args.pg))
+    if args.no_fsync_run and not args.no_sqlite:
+        backends.append((NOT_DURABLE, None))
 
     try:
         for rep in range(reps):
@@ -433,7 +445,8 @@ def main() -> int:
                 else:
                     run = sequencer_run(name, None, scratch, appends=appends, writers=args.writers,
                                         body_size=args.body, max_batch=args.max_batch, profile=profile,
-                                            in_flight=args.in_flight, processes=args.processes)
+                                        in_flight=args.in_flight, processes=args.processes,
+                                        durable=name != NOT_DURABLE)
                 runs[name].append(run)
                 console.print(f"rep {rep + 1}/{reps}: {name}: {fmt(run.rate)} appends/s in {run.seconds:.1f} s "
                               f"(load avg {os.getloadavg()[0]:.2f}), "
@@ -480,7 +493,8 @@ def main() -> int:
         intact &= ok
         table(f"c. sequencer on {name}: {args.writers} writers, group commit, {appends:,} appends per rep",
               ["measure", "median", "min..max"], [
-                  ["durable appends/s", fmt(median(rates)), spread(rates)],
+                  ["durable appends/s" if name != NOT_DURABLE else "appends/s (not durable)", fmt(median(rates)),
+                   spread(rates)],
                   ["ratio to CPU-only baseline (per rep)", pct(median(ratios)),
                    " / ".join(pct(x) for x in ratios)],
                   ["  against the run's best baseline (the quietest moment)",
@@ -509,6 +523,16 @@ def main() -> int:
                   ["log verifies, entry count as appended", "yes" if ok else "[bold red]NO[/]",
                    f"{rs[-1].count:,} entries"],
               ])
+        if name == NOT_DURABLE:
+            durable = runs["SQLite"]
+            table("SQLite durable against not durable, same reps", ["measure", "median", "per rep"], [
+                ["durable appends/s ÷ synchronous=OFF appends/s",
+                 pct(median([d.rate / n.rate for d, n in zip(durable, rs, strict=False)])),
+                 " / ".join(pct(d.rate / n.rate) for d, n in zip(durable, rs, strict=False))],
+                ["synchronous=OFF: ratio to CPU-only baseline", pct(median(ratios)),
+                 " / ".join(pct(x) for x in ratios)],
+            ])
+            continue
         targets.append([f"{name}: durable appends/s >= {TARGET_RATE:,.0f}", fmt(median(rates)),
                         verdict(median(rates) >= TARGET_RATE)])
         targets.append([f"{name}: >= {TARGET_RATIO:.0%} of the CPU-only rate ({fmt(cpu_best)}/s)",
