@@ -388,9 +388,6 @@ def _check_chunk(source: Source, start: int, stop: int, timeline: Timeline | Non
     identity: list[Checked] = []
     chunk = Chunk(start, stop, b"", identity)
     last_time = ""
-    # (audience, party) pairs that passed check_audience(full=False): it depends on nothing else, as the parties
-    # never change after the genesis.
-    audiences_ok: set[tuple[str, tuple[str, ...]]] = set()
     for item in source.items(start, stop):
         seq = item.seq
         checked = check_item(item, keys)
@@ -412,10 +409,7 @@ def _check_chunk(source: Source, start: int, stop: int, timeline: Timeline | Non
                     if sub["cell"] != registry.cell_id:
                         raise SignerRefused(f"entry belongs to cell {sub['cell']!r}", "wrong_cell")
                     registry.signer(seq, sub)
-                    audience = (sub["party"], tuple(sub["audience"]))
-                    if audience not in audiences_ok:
-                        registry.check_audience(sub, full=False)
-                        audiences_ok.add(audience)
+                    registry.check_audience(sub, full=False)  # remembers the audiences it found good
                 except SignerRefused as exc:
                     error, reason = str(exc), exc.code
             if error is None:
