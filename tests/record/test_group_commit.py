@@ -104,6 +104,36 @@ def _queued_together(committer, units):
     return outcomes
 
 
+def test_units_sent_together_share_one_batch_in_order(cell, il_liaison, sy_liaison):
+    # As the intake sends a checked batch: more units than max_batch, one refused among them.
+    committer = GroupCommitter(cell.db, cell.log, max_batch=2)
+    signed = [(*p.sign({"text": f"m {i}"}), {"text": f"m {i}"}) for i, p in enumerate([il_liaison, sy_liaison] * 3)]
+    base = cell.log.mark()[0]
+    signed[2] = (signed[2][0], signed[2][1], {"text": "not what was signed"})
+    outcomes: dict[int, object] = {}
+    all_done = threading.Event()
+
+    def done(i, reply):
+        outcomes[i] = reply.exception() or reply.result()
+        if len(outcomes) == len(signed):
+            all_done.set()
+
+    hold, running = threading.Event(), threading.Event()
+    blocker = committer.submit(lambda session: (running.set(), hold.wait(5)))
+    assert running.wait(10)  # the committer is in the blocker's batch: what follows waits for the next
+    before = committer.batches
+    committer.send_many([(lambda s, x=x: cell.log.append(s, submission=x[0], sig=x[1], body=x[2]),
+                          lambda r, i=i: done(i, r)) for i, x in enumerate(signed)])
+    hold.set()
+    blocker.result()
+    assert all_done.wait(30)
+    committer.close()
+    assert outcomes[2].code == "body_hash_mismatch"
+    assert [outcomes[i].seq for i in (0, 1, 3, 4, 5)] == list(range(base, base + 5))
+    assert committer.batches - before == 2  # the blocker's, then all of these in one
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == base + 5
+
+
 def test_a_replayed_submission_in_a_batch_is_refused_alone(cell, il_liaison):
     """The fast path leaves replays to the unique constraint; the batch is run again, each unit checked alone."""
     committer = GroupCommitter(cell.db, cell.log)

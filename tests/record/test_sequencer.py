@@ -179,6 +179,15 @@ def test_audience_must_hold_author_and_supervisor_and_known_parties(cell, il_lia
     assert why in error.message
 
 
+def test_an_audience_found_good_does_not_pass_another(cell, il_liaison, sy_liaison):
+    # The registry remembers audiences it found good; only the same audience, from the same party, passes unchecked.
+    il_liaison.append()  # audience IL, SY, US: remembered as good for IL
+    body = {"text": "x"}
+    for persona_, audience, why in [(il_liaison, ["IL", "SY"], "supervising"), (sy_liaison, ["IL", "US"], "author's")]:
+        submission, sig = persona_.sign(body, audience=audience)
+        assert why in refused(cell, persona_, submission, sig, body, "bad_audience").message
+
+
 def test_unsorted_audience_is_refused(cell, il_liaison):
     body = {"text": "x"}
     submission, _ = il_liaison.sign(body)
