@@ -513,6 +513,13 @@ def main() -> int:
                    ""],
                   ["process CPU µs per append (all threads)", fmt(median([r.cpu / r.appends * 1e6 for r in rs]), 1),
                    spread([r.cpu / r.appends * 1e6 for r in rs])],
+                  # CPU costs move with the machine's speed; their ratio to a CPU-only entry's cost in the same rep
+                  # much less: what to compare between configurations. ratio = cores used ÷ (the baseline's 2-thread
+                  # speed-up × (checkers + server)), both counted in CPU-only entries.
+                  ["server process CPU per append, in CPU-only entries (1 thread)",
+                   fmt(median([r.cpu / r.appends * c1 for r, c1 in zip(rs, cpu1, strict=False)]), 2), ""],
+                  ["checker processes CPU per append, in CPU-only entries (1 thread)",
+                   fmt(median([r.workers_cpu / r.appends * c1 for r, c1 in zip(rs, cpu1, strict=False)]), 2), ""],
                   ["µs per append in the committer (appends, seal, COMMIT)", fmt(median(per_append), 1),
                    spread(per_append)],
                   ["  of which the committer's own CPU", fmt(median([r.busy_cpu / r.appends * 1e6 for r in rs]), 1),
