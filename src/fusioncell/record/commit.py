@@ -34,7 +34,7 @@ Unit = tuple[Callable[[Session], Any], "Future[Any] | Reply"]
 
 
 class Reply:
-    """The outcome of a unit queued with `GroupCommitter.send`: what a Future would hold, without a Future's
+    """The outcome of a unit queued with `GroupCommitter.send_many`: what a Future would hold, without a Future's
     lock and condition (made and settled hundreds of times per batch). Handed to its `done` only once settled."""
 
     __slots__ = ("_error", "_value", "done")
@@ -112,14 +112,10 @@ class GroupCommitter:
         self._queue.put((work, future))
         return future
 
-    def send(self, work: Callable[[Session], Any], done: Callable[[Reply], None]) -> None:
-        """Queue work for the next batch; `done(reply)` is called (on the commit thread) once the batch is durable
-        or the unit failed. For producers that queue many units and need no Future each (the intake)."""
-        self.send_many([(work, done)])
-
     def send_many(self, units: list[tuple[Callable[[Session], Any], Callable[[Reply], None]]]) -> None:
-        """send for several units at once, in order and in the same batch: one hand-over to the commit thread
-        for all of them."""
+        """Queue units `(work, done)` for the next batch, in order and in the same batch (one hand-over to the
+        commit thread for all of them); each `done(reply)` is called (on the commit thread) once the batch is
+        durable or its unit failed. For producers that queue many units and need no Future each (the intake)."""
         if self._closed:
             raise RuntimeError("the committer is closed")
         if units:

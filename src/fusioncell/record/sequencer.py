@@ -335,7 +335,8 @@ class Log:
         if sub["refs"] and any(self._tree.index_of(bytes.fromhex(r)) is None for r in sub["refs"]):
             raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
         pending: list[Appended] = session.info.setdefault("appended", [])
-        if self._is_duplicate(session, sub, pending):
+        unique = _replay_key(sub)
+        if self._is_duplicate(session, unique, pending):
             raise Conflict(f"this submission (key {sub['key']}, created {sub['created']}, nonce {sub['nonce']}) is "
                            "already in the log",
                            code="duplicate_submission")
@@ -353,7 +354,7 @@ class Log:
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
         pending.append(appended)
-        session.info.setdefault("nonces", {})[_replay_key(sub)] = len(pending) - 1
+        session.info.setdefault("nonces", {})[unique] = len(pending) - 1
         self._tree.append(hashed)
         self._last_time = time
         if kind.apply is not None:
@@ -364,11 +365,11 @@ class Log:
             self.cell_id = registry.cell_id
         return appended
 
-    def _is_duplicate(self, session: Session, sub: dict[str, Any], appended: list[Appended]) -> bool:
-        """Whether this signed submission is in the log already: the same key, creation time and nonce (a replay,
-        or a client's retry). The time is in the key so that the index grows at each key's end, as devices sign
-        in time order, instead of at random places: random inserts cost more than the rest of an append."""
-        unique = _replay_key(sub)
+    def _is_duplicate(self, session: Session, unique: tuple[str, str, str], appended: list[Appended]) -> bool:
+        """Whether a signed submission with this replay key (_replay_key) is in the log already: the same key,
+        creation time and nonce (a replay, or a client's retry). The time is in the key so that the index grows
+        at each key's end, as devices sign in time order, instead of at random places: random inserts cost more
+        than the rest of an append."""
         # Appended in this transaction: an index, checked against the list (entries rolled back with a
         # savepoint leave stale positions behind).
         i = session.info.get("nonces", {}).get(unique)
