@@ -33,11 +33,11 @@ def load_registry(cell) -> None:
 
 
 def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int = 0,
-               checkers: list[Checker] | None = None) -> tuple[list[Any], Intake]:
+               checkers: list[Checker] | None = None, batch: int = 64) -> tuple[list[Any], Intake]:
     """Submit items through an Intake; the outcome of each (the Appended, or the exception), in item order."""
     load_registry(cell)
     committer = GroupCommitter(cell.db, cell.log)
-    intake = Intake(cell.log, committer, processes=processes, checkers=checkers)
+    intake = Intake(cell.log, committer, processes=processes, checkers=checkers, batch=batch)
     outcomes: list[Any] = [None] * len(items)
     left = threading.Semaphore(0)
 
@@ -112,6 +112,56 @@ def test_workers_append_in_the_order_submitted_and_the_log_verifies(cell, il_lia
     assert [o.seq for o in outcomes] == list(range(3, 603))
     assert [o.body["text"] for o in outcomes] == [f"message {i}" for i in range(600)]
     assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 603
+
+
+class InProcessChecker(Checker):
+    """A worker's answers computed in this process, with hooks to hold a batch up."""
+
+    def __init__(self, before_check: Any = None, after_check: Any = None) -> None:
+        super().__init__()
+        self.before_check, self.after_check = before_check, after_check
+
+    def start(self) -> None:
+        pass
+
+    def check(self, cell_id: str | None, kinds: Any, items: list[Any]) -> list[tuple[Any, ...]]:
+        if self.before_check is not None:
+            self.before_check()
+        results = check_batch(cell_id, kinds, items)
+        self.batches += 1
+        if self.after_check is not None:
+            self.after_check()
+        return results
+
+
+def test_a_worker_done_early_takes_the_next_batch_and_the_order_holds(cell, il_liaison, sy_liaison):
+    # One worker holds its first batch until the other has checked three; the other must not sit idle waiting
+    # for its turn to hand over, and the log still takes the submissions in the order they came.
+    slow_started, fast_checked_three = threading.Event(), threading.Event()
+    fast_done: list[int] = []
+    waited: list[bool] = []
+
+    def hold_first() -> None:
+        if not slow_started.is_set():
+            slow_started.set()
+            waited.append(fast_checked_three.wait(timeout=10))
+
+    def after_fast() -> None:
+        fast_done.append(1)
+        if len(fast_done) == 3:
+            fast_checked_three.set()
+
+    slow = InProcessChecker(before_check=hold_first)
+    fast = InProcessChecker(before_check=lambda: slow_started.wait(timeout=10), after_check=after_fast)
+    items = []
+    for i in range(20):
+        body = {"text": f"message {i}"}
+        items.append((*(il_liaison, sy_liaison)[i % 2].sign(body), body))
+    outcomes, _intake = run_intake(cell, items, checkers=[slow, fast], batch=2)
+    assert waited == [True], "the fast worker waited for the slow one instead of taking more"
+    assert [o.seq for o in outcomes] == list(range(3, 23))
+    assert [o.body["text"] for o in outcomes] == [f"message {i}" for i in range(20)]
+    assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 23
 
 
 def test_a_worker_killed_under_load_loses_nothing_and_is_replaced(cell, il_liaison):

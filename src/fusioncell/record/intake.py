@@ -39,9 +39,13 @@ class Intake:
         self.batches = 0  # batches taken, and the items in them
         self.items = 0
         self._take_lock = threading.Lock()
-        # Batches are handed to the committer in the order they were taken: each waits for the one before.
-        self._last_handed = threading.Event()
-        self._last_handed.set()
+        # Batches are handed to the committer in the order they were taken. A thread whose batch is checked
+        # before the one taken ahead of it leaves it here and takes the next batch; whoever completes the run
+        # from the next ticket on hands all of it over (threads that waited for their turn left their workers
+        # idle, ~12 % of the time in bench/append.py).
+        self._order_lock = threading.Lock()
+        self._checked: dict[int, list[Any]] = {}
+        self._next_ticket = 0
         self._threads = [
             threading.Thread(target=self._run, args=(checker,), name=f"fusioncell-intake-{i}", daemon=True)
             for i, checker in enumerate(self.checkers or [None])
@@ -63,9 +67,9 @@ class Intake:
         for checker in self.checkers:
             checker.close()
 
-    def _take(self) -> tuple[list[Item], bool, threading.Event, threading.Event]:
-        """What is waiting (at least one item, at most `batch`), whether to stop after it, and the events that
-        order its hand-over: the previous batch's and its own."""
+    def _take(self) -> tuple[list[Item], bool, int]:
+        """What is waiting (at least one item, at most `batch`), whether to stop after it, and its ticket: the
+        order of its hand-over."""
         with self._take_lock:
             items: list[Item] = []
             stop = False
@@ -81,46 +85,63 @@ class Intake:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            previous, own = self._last_handed, threading.Event()
-            self._last_handed = own
+            ticket = self.batches
             self.batches += 1
             self.items += len(items)
-        return items, stop, previous, own
+        return items, stop, ticket
 
     def _run(self, checker: Checker | None) -> None:
-        log, committer = self.log, self.committer
         if checker is not None:
             try:
                 checker.start()  # now, not on the first submission
             except CheckerUnavailable:
                 pass  # checked here until the worker can be replaced
         while True:
-            items, stop, previous, own = self._take()
+            items, stop, ticket = self._take()
+            units: list[Any] = []
+            refused: list[tuple[Done, BaseException]] = []
             try:
-                outcomes = self._check(checker, items)
-            except Exception:  # noqa: BLE001 - a fault of the worker path: each is checked here instead
-                outcomes = self._check(None, items)
-            finally:
-                previous.wait()
-            try:
-                units, refused = [], []
-                for (_sub, _sig, _body, done), outcome in zip(items, outcomes, strict=True):
-                    if isinstance(outcome, Exception):
-                        refused.append((done, outcome))
-                    else:
-                        units.append((lambda session, p=outcome: log.append_prepared(session, p), done))
                 try:
-                    committer.send_many(units)  # one hand-over to the commit thread for the batch
-                except Exception as exc:  # noqa: BLE001 - the committer is closed
-                    refused += [(done, exc) for _work, done in units]
+                    outcomes = self._check(checker, items)
+                except Exception:  # noqa: BLE001 - a fault of the worker path: each is checked here instead
+                    outcomes = self._check(None, items)
+                units, refused = self._units(items, outcomes)
+            finally:
+                # Always, so that the batches after this one are not held up for ever.
+                refused += self._hand_over(ticket, units)
                 for done, exc in refused:
                     reply = Reply(done)
                     reply.set_exception(exc)
                     reply.deliver()
-            finally:
-                own.set()
             if stop:
                 return
+
+    def _units(self, items: list[Item], outcomes: list[Prepared | Exception],
+               ) -> tuple[list[Any], list[tuple[Done, BaseException]]]:
+        log = self.log
+        units: list[Any] = []
+        refused: list[tuple[Done, BaseException]] = []
+        for (_sub, _sig, _body, done), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                refused.append((done, outcome))
+            else:
+                units.append((lambda session, p=outcome: log.append_prepared(session, p), done))
+        return units, refused
+
+    def _hand_over(self, ticket: int, units: list[Any]) -> list[tuple[Done, BaseException]]:
+        """Leave this batch's units for the committer; hand over every batch now ready in ticket order. Returns
+        the units the committer did not take (it is closed), to be refused."""
+        failed: list[tuple[Done, BaseException]] = []
+        with self._order_lock:
+            self._checked[ticket] = units
+            while self._next_ticket in self._checked:
+                ready = self._checked.pop(self._next_ticket)
+                self._next_ticket += 1
+                try:
+                    self.committer.send_many(ready)  # one queue put: cheap under the lock
+                except Exception as exc:  # noqa: BLE001 - the committer is closed
+                    failed += [(done, exc) for _work, done in ready]
+        return failed
 
     def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
         log = self.log
