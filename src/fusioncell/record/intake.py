@@ -42,7 +42,8 @@ class Intake:
         # Batches are handed to the committer in the order they were taken. A thread whose batch is checked
         # before the one taken ahead of it leaves it here and takes the next batch; whoever completes the run
         # from the next ticket on hands all of it over (threads that waited for their turn left their workers
-        # idle, ~12 % of the time in bench/append.py).
+        # idle, ~12 % of the time in bench/append.py). A batch held up (its worker hangs, until the timeout)
+        # holds up those after it, which wait here checked.
         self._order_lock = threading.Lock()
         self._checked: dict[int, list[Any]] = {}
         self._next_ticket = 0
