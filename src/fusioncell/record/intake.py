@@ -40,11 +40,13 @@ class Intake:
         self.items = 0
         self._take_lock = threading.Lock()
         # Batches are handed to the committer in the order they were taken. A thread whose batch is checked
-        # before the one taken ahead of it leaves it here and takes the next batch; whoever completes the run
-        # from the next ticket on hands all of it over (threads that waited for their turn left their workers
-        # idle, ~12 % of the time in bench/append.py). A batch held up (its worker hangs, until the timeout)
-        # holds up those after it, which wait here checked.
-        self._order_lock = threading.Lock()
+        # before the one taken ahead of it leaves it here; whoever completes the run from the next ticket on hands
+        # all of it over. While a full batch is waiting, the thread takes it at once (waiting for its turn left
+        # its worker idle ~12 % of the time under bench/append.py's load); otherwise it waits for its turn first,
+        # so that what arrives meanwhile makes one batch, not several small ones: each batch is a round trip that
+        # costs the server's own threads (the event loop's among them) GIL time. A batch held up (its worker
+        # hangs, until the timeout) holds up those after it.
+        self._order = threading.Condition(threading.Lock())
         self._checked: dict[int, list[Any]] = {}
         self._next_ticket = 0
         self._threads = [
@@ -116,6 +118,10 @@ class Intake:
                     reply.deliver()
             if stop:
                 return
+            if self._queue.qsize() < self.batch:
+                with self._order:
+                    while self._next_ticket <= ticket:
+                        self._order.wait()
 
     def _units(self, items: list[Item], outcomes: list[Prepared | Exception],
                ) -> tuple[list[Any], list[tuple[Done, BaseException]]]:
@@ -133,8 +139,10 @@ class Intake:
         """Leave this batch's units for the committer; hand over every batch now ready in ticket order. Returns
         the units the committer did not take (it is closed), to be refused."""
         failed: list[tuple[Done, BaseException]] = []
-        with self._order_lock:
+        with self._order:
             self._checked[ticket] = units
+            if self._next_ticket not in self._checked:
+                return failed
             while self._next_ticket in self._checked:
                 ready = self._checked.pop(self._next_ticket)
                 self._next_ticket += 1
@@ -142,6 +150,7 @@ class Intake:
                     self.committer.send_many(ready)  # one queue put: cheap under the lock
                 except Exception as exc:  # noqa: BLE001 - the committer is closed
                     failed += [(done, exc) for _work, done in ready]
+            self._order.notify_all()
         return failed
 
     def _check(self, checker: Checker | None, items: list[Item]) -> list[Prepared | Exception]:
