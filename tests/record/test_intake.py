@@ -33,8 +33,10 @@ def load_registry(cell) -> None:
 
 
 def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int = 0,
-               checkers: list[Checker] | None = None, batch: int = 64) -> tuple[list[Any], Intake]:
-    """Submit items through an Intake; the outcome of each (the Appended, or the exception), in item order."""
+               checkers: list[Checker] | None = None, batch: int = 64,
+               submitted: threading.Event | None = None) -> tuple[list[Any], Intake]:
+    """Submit items through an Intake; the outcome of each (the Appended, or the exception), in item order.
+    `submitted` is set once every item is in the intake's queue."""
     load_registry(cell)
     committer = GroupCommitter(cell.db, cell.log)
     intake = Intake(cell.log, committer, processes=processes, checkers=checkers, batch=batch)
@@ -48,6 +50,8 @@ def run_intake(cell, items: list[tuple[Any, Any, Any]], *, processes: int = 0,
     try:
         for i, (submission, sig, body) in enumerate(items):
             intake.submit(submission=submission, sig=sig, body=body, done=lambda r, i=i: done(i, r))
+        if submitted is not None:
+            submitted.set()
         for _ in items:
             assert left.acquire(timeout=60), "an outcome never came"
     finally:
@@ -135,16 +139,21 @@ class InProcessChecker(Checker):
 
 
 def test_a_worker_done_early_takes_the_next_batch_and_the_order_holds(cell, il_liaison, sy_liaison):
-    # One worker holds its first batch until the other has checked three; the other must not sit idle waiting
-    # for its turn to hand over, and the log still takes the submissions in the order they came.
-    slow_started, fast_checked_three = threading.Event(), threading.Event()
+    # One worker holds its first batch until the other has checked three; with a full batch waiting, the other
+    # must not sit idle for its turn to hand over, and the log still takes the submissions in the order they came.
+    submitted, slow_started, fast_checked_three = threading.Event(), threading.Event(), threading.Event()
     fast_done: list[int] = []
     waited: list[bool] = []
 
     def hold_first() -> None:
+        submitted.wait(timeout=10)
         if not slow_started.is_set():
             slow_started.set()
             waited.append(fast_checked_three.wait(timeout=10))
+
+    def fast_first() -> None:
+        submitted.wait(timeout=10)
+        slow_started.wait(timeout=10)
 
     def after_fast() -> None:
         fast_done.append(1)
@@ -152,12 +161,12 @@ def test_a_worker_done_early_takes_the_next_batch_and_the_order_holds(cell, il_l
             fast_checked_three.set()
 
     slow = InProcessChecker(before_check=hold_first)
-    fast = InProcessChecker(before_check=lambda: slow_started.wait(timeout=10), after_check=after_fast)
+    fast = InProcessChecker(before_check=fast_first, after_check=after_fast)
     items = []
     for i in range(20):
         body = {"text": f"message {i}"}
         items.append((*(il_liaison, sy_liaison)[i % 2].sign(body), body))
-    outcomes, _intake = run_intake(cell, items, checkers=[slow, fast], batch=2)
+    outcomes, _intake = run_intake(cell, items, checkers=[slow, fast], batch=2, submitted=submitted)
     assert waited == [True], "the fast worker waited for the slow one instead of taking more"
     assert [o.seq for o in outcomes] == list(range(3, 23))
     assert [o.body["text"] for o in outcomes] == [f"message {i}" for i in range(20)]
