@@ -293,3 +293,16 @@ def test_a_rolled_back_transaction_leaves_no_entry_and_the_next_append_takes_its
         raise RuntimeError("the caller's own work failed")
     assert log_state(cell) == before
     assert il_liaison.append().seq == before[0]
+
+
+@pytest.mark.parametrize("public", [
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",  # of order 8
+    "cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d",  # with a torsion component
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p: not a canonical encoding
+])
+def test_a_key_not_of_prime_order_is_not_enrolled(cell, il_liaison, public):
+    body = {"public_key": b64e(bytes.fromhex(public)), "party": "IL", "holder": "il/liaison-1", "purpose": "sign",
+            "custody": "device"}
+    submission, sig = il_liaison.sign(body, kind="identity.key_added")
+    error = refused(cell, il_liaison, submission, sig, body, "bad_key")
+    assert "prime order" in error.message

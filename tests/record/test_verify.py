@@ -146,6 +146,27 @@ def test_an_entry_signed_with_a_key_after_its_revocation_fails_verification(busy
     assert error.seq == 7 and error.reason == "revoked_key"
 
 
+def test_an_enrolment_of_a_key_not_of_prime_order_fails_verification(busy_cell, il_liaison):
+    """A dishonest sequencer enrols, for IL and signed by IL, a key with a torsion component at seq 7: a key under
+    which libsodium's and the record's equations could differ. The verifier refuses it as the sequencer does."""
+    from fusioncell.record.canonical import b64e, canonical
+    from fusioncell.record.format import make_entry
+    from fusioncell.record.merkle import leaf_hash
+
+    with busy_cell.db.read() as session:
+        original = json.loads(session.get(Entry, 7).leaf)
+    public = bytes.fromhex("cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d")
+    body = {"public_key": b64e(public), "party": "IL", "holder": "il/liaison-1", "purpose": "sign",
+            "custody": "device"}
+    submission, sig = il_liaison.sign(body, kind="identity.key_added", audience=["IL", "SY", "US"])
+    leaf = canonical(make_entry(seq=7, time=original["time"], submission=submission, sig=sig))
+    tamper(busy_cell, update(Entry).where(Entry.seq == 7).values(leaf=leaf, leaf_hash=leaf_hash(leaf),
+                                                                 kind="identity.key_added"))
+    tamper(busy_cell, update(Body).where(Body.seq == 7).values(data=canonical(body)))
+    error = failure(source(busy_cell))
+    assert error.seq == 7 and error.reason == "bad_key"
+
+
 @pytest.mark.parametrize("bad_time", ["9999-99-99T99:99:99.999Z", "2026-11-22T10:00:05.5Z", "tomorrow"])
 def test_an_entry_time_not_in_the_record_format_is_named(busy_cell, bad_time):
     """A sequencer that stamps an entry with a time that is not UTC with milliseconds (and re-hashes it)."""

@@ -10,6 +10,7 @@ from typing import Any
 from fusioncell.record.canonical import b64d
 from fusioncell.record.format import CELL_PARTY
 from fusioncell.record.signing import key_id as compute_key_id
+from fusioncell.record.signing import valid_public_key
 
 GENESIS = "cell.genesis"
 KEY_ADDED = "identity.key_added"
@@ -73,7 +74,11 @@ class Registry:
                 raise SignerRefused(f"no party {body['party']!r} in this cell", "bad_body")
             if author_party not in (CELL_PARTY, body["party"]):
                 raise SignerRefused(f"{author_party} cannot enrol a key for {body['party']}", "not_allowed")
-            kid = compute_key_id(b64d(body["public_key"]))
+            public = b64d(body["public_key"])
+            if not valid_public_key(public):
+                raise SignerRefused("public_key is not an Ed25519 key of prime order (a point of small order, "
+                                    "with a torsion component, or not on the curve)", "bad_key")
+            kid = compute_key_id(public)
             if kid in self.keys:
                 raise SignerRefused(f"key {kid} is already enrolled", "duplicate_key")
         elif kind == KEY_REVOKED:

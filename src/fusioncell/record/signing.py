@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
-import nacl._sodium
-import nacl.exceptions
+import ed25519_zebra
+import nacl.bindings
 import nacl.signing
 
 from fusioncell.record.canonical import b64d, b64e, hash_hex
@@ -34,25 +33,56 @@ def sign(key: SigningKey, message: bytes) -> str:
     return b64e(key.sign(message).signature)
 
 
-def _verify_holding_the_gil() -> ctypes._CFuncPtr | None:
-    """libsodium's own Ed25519 check (the one PyNaCl calls), called through ctypes.PyDLL, which keeps the GIL.
+# The record's Ed25519 rule, the same for the sequencer, the verifier, proofs and cosignatures (RFC 8032 §5.1.7
+# with its strict decoding, and the cofactored equation it names first):
+#   - the public key A is the canonical encoding of a point of prime order L: no small-order point and no torsion
+#     component (libsodium's crypto_core_ed25519_is_valid_point). Enrolment refuses any other key (registry);
+#   - R is a canonical encoding (y < p, and not x = 0 with the sign bit set) of a point not of small order;
+#   - S < L;
+#   - [8][S]B = [8]R + [8][k]A, k = SHA-512(R || A || M) mod L.
+# ed25519-zebra (Zcash Foundation, on curve25519-dalek) checks the last two; it follows ZIP 215, which also
+# accepts non-canonical encodings and small-order points, so the first two rules are checked here.
+# Why not libsodium's crypto_sign_verify_detached, which the record used before: ~50 µs per check against
+# 65-110 µs here (dalek uses AVX2 where the CPU has it), and most of `fusioncell verify`'s time is this check.
+# The two agree on every signature with a prime-order key, but for one that the key's holder makes on purpose
+# with a torsion component in R: libsodium's cofactorless equation refuses it, this rule accepts it (only the
+# holder can make one, and it signs what the holder chose). The verdict is this rule's wherever it is asked.
+# zebra's call keeps the GIL, as it should for a check this short (see the intake: a release per call cost a
+# hand-off to another thread and back).
+_FF30 = b"\xff" * 30
+# The small-order points' encodings with either sign bit (the x = 0 ones with the bit set are not canonical).
+_SMALL_ORDER = frozenset(
+    bytes.fromhex(h[:62]) + bytes([int(h[62:], 16) | sign])
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+        "0100000000000000000000000000000000000000000000000000000000000000",  # order 1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    )
+    for sign in (0, 0x80)
+)
+_GOOD_KEYS: set[bytes] = set()
 
-    Why: PyNaCl releases the GIL for every call, and a 40 µs check is too short for that to pay. Under load
-    each release is a hand-off to another thread and back (futex waits, context switches): with eight
-    writers and the sequencer's thread, bench/append.py measured ~2.3 context switches and ~40 µs of kernel
-    time per append, and ~195 µs of CPU per append against ~155 µs with the GIL kept, for as many appends/s or
-    up to a sixth fewer (A/B runs of bench/append.py --quick --appends 40000).
-    None where the library does not export the function; PyNaCl's call is then used."""
-    try:
-        function = ctypes.PyDLL(nacl._sodium.__file__).crypto_sign_ed25519_verify_detached
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p)
-    function.restype = ctypes.c_int
-    return function
+
+def valid_public_key(public_key: bytes) -> bool:
+    """Whether the record accepts this as an Ed25519 public key: 32 bytes encoding a point of prime order."""
+    if type(public_key) is not bytes or len(public_key) != 32:
+        return False
+    if public_key in _GOOD_KEYS:
+        return True
+    if not nacl.bindings.crypto_core_ed25519_is_valid_point(public_key):  # ~ a scalar multiplication: cached
+        return False
+    if len(_GOOD_KEYS) >= 4096:
+        _GOOD_KEYS.clear()
+    _GOOD_KEYS.add(public_key)
+    return True
 
 
-_ED25519_VERIFY = _verify_holding_the_gil()
+def _r_acceptable(r: bytes) -> bool:
+    if r[1:31] == _FF30 and r[31] & 0x7F == 0x7F and r[0] >= 0xED:  # y >= p: not canonical
+        return False
+    return r not in _SMALL_ORDER
 
 
 def verify(public_key: bytes | VerifyKey, message: bytes, sig: str) -> bool:
@@ -64,16 +94,11 @@ def verify(public_key: bytes | VerifyKey, message: bytes, sig: str) -> bool:
         return False
     if isinstance(public_key, VerifyKey):
         public_key = bytes(public_key)
-    if type(public_key) is not bytes or len(public_key) != 32:
+    if not valid_public_key(public_key) or not _r_acceptable(raw[:32]):
         return False
-    if _ED25519_VERIFY is not None and type(message) is bytes:
-        # Lengths checked above: the C function reads exactly 64 and 32 bytes from the first and last.
-        return _ED25519_VERIFY(raw, message, len(message), public_key) == 0
-    try:
-        VerifyKey(public_key).verify(message, raw)
-        return True
-    except (ValueError, TypeError, nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
-        return False
+    if type(message) is not bytes:
+        message = bytes(message)
+    return ed25519_zebra.ed_verify(raw, message, public_key)
 
 
 def save_key(key: SigningKey, path: Path) -> None:
