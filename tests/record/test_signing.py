@@ -70,6 +70,8 @@ def test_verify_refuses_keys_and_signatures_of_the_wrong_size_without_reading_pa
     assert not signing.verify(public, b"m", b64e(key.sign(b"m").signature + b"\0"))
     assert not signing.verify(public, b"m", "not base64url!")
     assert not signing.verify(public, b"m", 42)  # type: ignore[arg-type]
+    assert not signing.verify(public, "m", sig)  # type: ignore[arg-type]
+    assert signing.verify(public, bytearray(b"m"), sig)  # type: ignore[arg-type]
 
 
 # The test vectors of "Taming the many EdDSAs" (Chalkias, Garillot, Nikolaenko, CCS 2020), from

@@ -97,6 +97,8 @@ def verify(public_key: bytes | VerifyKey, message: bytes, sig: str) -> bool:
     if not valid_public_key(public_key) or not _r_acceptable(raw[:32]):
         return False
     if type(message) is not bytes:
+        if not isinstance(message, (bytearray, memoryview)):
+            return False
         message = bytes(message)
     return ed25519_zebra.ed_verify(raw, message, public_key)
 
