@@ -97,8 +97,10 @@ def _in_processes(parts: list[tuple[Callable[..., None], tuple]]) -> float:
 
     def run(function: Callable[..., None], args: tuple) -> None:
         barrier.wait()
-        function(*args)
-        done.put(time.perf_counter())
+        try:
+            function(*args)
+        finally:  # also when it fails (the exit code says so), so that the parent is not left waiting
+            done.put(time.perf_counter())
 
     procs = [ctx.Process(target=run, args=part) for part in parts]
     for p in procs:
