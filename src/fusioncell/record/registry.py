@@ -76,8 +76,10 @@ class Registry:
                 raise SignerRefused(f"{author_party} cannot enrol a key for {body['party']}", "not_allowed")
             public = b64d(body["public_key"])
             if not valid_public_key(public):
-                raise SignerRefused("public_key is not an Ed25519 key of prime order (a point of small order, "
-                                    "with a torsion component, or not on the curve)", "bad_key")
+                raise SignerRefused("public_key is not an Ed25519 public key of prime order (it is of small order, "
+                                    "has a torsion component, is not on the curve or is not canonically encoded): "
+                                    "enrol one made by `fusioncell key generate` or another standard Ed25519 key "
+                                    "generator", "bad_key")
             kid = compute_key_id(public)
             if kid in self.keys:
                 raise SignerRefused(f"key {kid} is already enrolled", "duplicate_key")
