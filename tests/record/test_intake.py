@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from fusioncell.errors import InvalidSubmission
+from fusioncell.record.canonical import canonical
 from fusioncell.record.checker import Checker, CheckerUnavailable, check_batch
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.intake import Intake
 from fusioncell.record.kinds import authors
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
+from tests.factories.ed25519 import ORDER_8, holder_signature
 
 
 def load_registry(cell) -> None:
@@ -68,6 +70,8 @@ def bad_submissions(il, sy) -> list[tuple[str, tuple[Any, Any, Any]]]:
     cases = [
         ("bad_signature", (sub, other_sig, body)),
         ("bad_signature", (sub, 42, body)),
+        # R of order 8 that satisfies the cofactored equation: the workers hold the record's rule too
+        ("bad_signature", (sub, holder_signature(il.signer.key, canonical(sub), r=0, torsion=ORDER_8), body)),
         ("body_hash_mismatch", (sub, sig, {"text": "patrol at 0700"})),
         ("bad_body", (sub, sig, ["not", "an", "object"])),
         ("bad_submission", ({**sub, "extra": 1}, sig, body)),

@@ -4,10 +4,10 @@ refuses the published edge cases."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
+import ed25519_zebra
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fusioncell.record import signing
-from fusioncell.record.canonical import b64e
+from fusioncell.record.canonical import b64d, b64e
+from tests.factories.ed25519 import (
+    IDENTITY_NOT_CANONICAL,
+    ORDER_8,
+    L,
+    holder_signature,
+    secret_scalar,
+)
 
 KEYS = [nacl.signing.SigningKey(bytes([i]) * 32) for i in range(3)]
 
@@ -115,7 +122,6 @@ SPECCHECK = json.loads("""[
 ]""")
 SMALL_ORDER_KEY = bytes.fromhex(SPECCHECK[0][1])
 MIXED_ORDER_KEY = bytes.fromhex(SPECCHECK[6][1])
-L = 2**252 + 27742317777372353535851937790883648493
 
 
 @pytest.mark.parametrize("case", range(len(SPECCHECK)))
@@ -134,38 +140,33 @@ def test_keys_of_small_or_mixed_order_are_not_valid_keys():
         assert signing.valid_public_key(bytes(key.verify_key))  # the second answer comes from the cache
 
 
-def test_r_of_small_order_or_not_canonical_is_refused_whatever_s():
+@pytest.mark.parametrize("r", [ORDER_8, bytes(32), IDENTITY_NOT_CANONICAL], ids=["order 8", "order 4", "y = p + 1"])
+def test_r_of_small_order_or_not_canonical_is_refused_though_the_equation_holds(r):
+    """The key's holder makes S = k·a, so that [S]B - [k]A is the identity and any R of small order satisfies the
+    cofactored equation: ed25519-zebra alone (ZIP 215) accepts these; the record's rule does not."""
     key = KEYS[0]
-    public = bytes(key.verify_key)
-    s = key.sign(b"m").signature[32:]
-    for r in signing._SMALL_ORDER | {bytes.fromhex("ee" + "ff" * 30 + "7f")}:
-        assert not signing.verify(public, b"m", b64e(r + s))
-    # and each of those R is what libsodium calls an invalid point, so the list holds no good point
+    public, message = bytes(key.verify_key), b"a submission"
+    sig = holder_signature(key, message, r=0, torsion=r)
+    assert ed25519_zebra.ed_verify(b64d(sig), message, public)
+    assert not signing.verify(public, message, sig)
+    assert not pynacl_verdict(public, message, sig)
+
+
+def test_the_small_order_list_holds_no_good_point():
     assert not any(nacl.bindings.crypto_core_ed25519_is_valid_point(r) for r in signing._SMALL_ORDER)
-
-
-def _scalar(n: int) -> bytes:
-    return (n % L).to_bytes(32, "little")
 
 
 def test_a_key_holder_may_add_a_torsion_component_to_r_and_the_rule_says_so():
     """The one difference from libsodium for a prime-order key (record/signing.py): a signature whose R = [r]B + T,
     T of order 8, made on purpose by the key's holder. The cofactored equation holds, the cofactorless one not.
     Nobody else can make one: changing R changes k, so S must be made anew with the secret scalar."""
-    seed = bytes(range(32))
-    expanded = bytearray(hashlib.sha512(seed).digest()[:32])
-    expanded[0] &= 248
-    expanded[31] = (expanded[31] & 127) | 64
-    a = int.from_bytes(expanded, "little")
-    public = bytes(nacl.signing.SigningKey(seed).verify_key)
-    assert nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(_scalar(a)) == public
-    message = b"a submission"
-    r = int.from_bytes(os.urandom(64), "little") % L
-    torsion = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
-    big_r = nacl.bindings.crypto_core_ed25519_add(nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(_scalar(r)),
-                                                  torsion)
-    k = int.from_bytes(hashlib.sha512(big_r + public + message).digest(), "little") % L
-    raw = big_r + _scalar(r + k * a)
-    assert signing.verify(public, message, b64e(raw))
-    assert not pynacl_verdict(public, message, b64e(raw))
-    assert not signing.verify(public, message + b"!", b64e(raw))
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    public, message = bytes(key.verify_key), b"a submission"
+    assert nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(
+        (secret_scalar(key) % L).to_bytes(32, "little")) == public
+    sig = holder_signature(key, message, r=int.from_bytes(os.urandom(64), "little"), torsion=ORDER_8)
+    assert signing.verify(public, message, sig)
+    assert not pynacl_verdict(public, message, sig)
+    assert not signing.verify(public, message + b"!", sig)
+    honest = holder_signature(key, message, r=int.from_bytes(os.urandom(64), "little"))
+    assert signing.verify(public, message, honest) and pynacl_verdict(public, message, honest)

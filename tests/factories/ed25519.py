@@ -1,0 +1,42 @@
+"""Ed25519 signatures that only a key's holder can make, with a chosen R: for the edge cases of the record's rule
+(record/signing.py). Built from libsodium's scalar and point operations (PyNaCl's bindings)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nacl.bindings
+
+from fusioncell.record.canonical import b64e
+from fusioncell.record.signing import SigningKey, public_bytes
+
+L = 2**252 + 27742317777372353535851937790883648493
+ORDER_8 = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+# The identity (y = 1) written as y = p + 1: a point of small order, and not a canonical encoding.
+IDENTITY_NOT_CANONICAL = bytes.fromhex("ee" + "ff" * 30 + "7f")
+
+
+def _scalar(n: int) -> bytes:
+    return (n % L).to_bytes(32, "little")
+
+
+def secret_scalar(key: SigningKey) -> int:
+    expanded = bytearray(hashlib.sha512(bytes(key)).digest()[:32])
+    expanded[0] &= 248
+    expanded[31] = (expanded[31] & 127) | 64
+    return int.from_bytes(expanded, "little")
+
+
+def holder_signature(key: SigningKey, message: bytes, *, r: int, torsion: bytes | None = None) -> str:
+    """A signature with R = [r]B + torsion, S = r + k·a (k = SHA-512(R || A || M) mod L): the cofactored equation
+    holds. With r = 0, R is `torsion` exactly as given (which may be a non-canonical encoding)."""
+    public = public_bytes(key)
+    if r % L == 0:
+        assert torsion is not None
+        big_r = torsion
+    else:
+        big_r = nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(_scalar(r))
+        if torsion is not None:
+            big_r = nacl.bindings.crypto_core_ed25519_add(big_r, torsion)
+    k = int.from_bytes(hashlib.sha512(big_r + public + message).digest(), "little") % L
+    return b64e(big_r + _scalar(r + k * secret_scalar(key)))
