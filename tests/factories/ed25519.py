@@ -16,15 +16,14 @@ ORDER_8 = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b138028
 IDENTITY_NOT_CANONICAL = bytes.fromhex("ee" + "ff" * 30 + "7f")
 
 
-def _scalar(n: int) -> bytes:
+def scalar_bytes(n: int) -> bytes:
     return (n % L).to_bytes(32, "little")
 
 
 def secret_scalar(key: SigningKey) -> int:
-    expanded = bytearray(hashlib.sha512(bytes(key)).digest()[:32])
-    expanded[0] &= 248
-    expanded[31] = (expanded[31] & 127) | 64
-    return int.from_bytes(expanded, "little")
+    """a, the clamped SHA-512 of the seed: libsodium hands it out as the key's X25519 scalar."""
+    return int.from_bytes(nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(bytes(key) + public_bytes(key)),
+                          "little")
 
 
 def holder_signature(key: SigningKey, message: bytes, *, r: int, torsion: bytes | None = None) -> str:
@@ -35,8 +34,8 @@ def holder_signature(key: SigningKey, message: bytes, *, r: int, torsion: bytes 
         assert torsion is not None
         big_r = torsion
     else:
-        big_r = nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(_scalar(r))
+        big_r = nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(scalar_bytes(r))
         if torsion is not None:
             big_r = nacl.bindings.crypto_core_ed25519_add(big_r, torsion)
     k = int.from_bytes(hashlib.sha512(big_r + public + message).digest(), "little") % L
-    return b64e(big_r + _scalar(r + k * secret_scalar(key)))
+    return b64e(big_r + scalar_bytes(r + k * secret_scalar(key)))

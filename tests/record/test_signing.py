@@ -20,8 +20,8 @@ from fusioncell.record.canonical import b64d, b64e
 from tests.factories.ed25519 import (
     IDENTITY_NOT_CANONICAL,
     ORDER_8,
-    L,
     holder_signature,
+    scalar_bytes,
     secret_scalar,
 )
 
@@ -162,8 +162,7 @@ def test_a_key_holder_may_add_a_torsion_component_to_r_and_the_rule_says_so():
     Nobody else can make one: changing R changes k, so S must be made anew with the secret scalar."""
     key = nacl.signing.SigningKey(bytes(range(32)))
     public, message = bytes(key.verify_key), b"a submission"
-    assert nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(
-        (secret_scalar(key) % L).to_bytes(32, "little")) == public
+    assert nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(scalar_bytes(secret_scalar(key))) == public
     sig = holder_signature(key, message, r=int.from_bytes(os.urandom(64), "little"), torsion=ORDER_8)
     assert signing.verify(public, message, sig)
     assert not pynacl_verdict(public, message, sig)
