@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +12,8 @@ from pathlib import Path
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+_logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,7 +56,74 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _sqlite_engine(url: str, *, begin: str) -> Engine:
+# SQLite's own default: the connection that commits past this many WAL pages copies them into the database file
+# there and then, inside that commit.
+AUTOCHECKPOINT = 1000
+# While a Checkpointer runs, the writers' own checkpoint is a backstop at 8 MB of WAL. It is what lets the WAL
+# start again from its beginning under sustained appends (a checkpoint on another thread always lags the last
+# commit), and by then the Checkpointer has copied all but the last few pages.
+AUTOCHECKPOINT_BACKSTOP = 2000
+
+
+class Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, so that the group commit's thread does not.
+
+    Left to SQLite, the writer that commits past AUTOCHECKPOINT pages of WAL does it inside its commit: under
+    sustained appends every few commits, each copying ~4 MB and syncing the database file, and every append
+    waiting in that batch waits for it. Here a PASSIVE checkpoint (it neither takes the write lock nor waits for
+    readers) runs at most every `interval` seconds after a commit, on its own connection; the writers' threshold
+    is raised to AUTOCHECKPOINT_BACKSTOP meanwhile. Durability is the WAL's: a commit is on disk when its fsync
+    returns, whether or not a checkpoint has copied it yet."""
+
+    def __init__(self, path: str, *, interval: float = 0.025) -> None:
+        self.path = path
+        self.interval = interval
+        self.checkpoints = 0
+        self.failures = 0
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fusioncell-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._dirty.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            while True:
+                self._dirty.wait()
+                if self._stop.wait(self.interval):  # at most one checkpoint per interval
+                    break
+                self._dirty.clear()
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                        conn.execute("PRAGMA synchronous=FULL")  # sync the WAL before copying, the file after
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error:  # the writers' backstop still bounds the WAL; try again after a commit
+                    self.failures += 1
+                    _logger.exception("background WAL checkpoint failed")
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+            if conn is not None:  # what the last commits wrote, before the server stops
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    _logger.exception("background WAL checkpoint failed")
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def _sqlite_engine(url: str, *, begin: str, autocheckpoint: list[int] | None = None) -> Engine:
     # As many pooled connections as the server has threads, so none is opened and closed per request.
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
                            max_overflow=20)
@@ -68,6 +140,15 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    if autocheckpoint is not None:
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_connection, record, _proxy):  # noqa: ANN001
+            # The writers' checkpoint threshold follows whether a Checkpointer runs (a dict lookup per checkout).
+            wanted = autocheckpoint[0]
+            if record.info.get("autocheckpoint") != wanted:
+                dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={wanted}")
+                record.info["autocheckpoint"] = wanted
+
     @event.listens_for(engine, "begin")
     def _begin(connection):  # noqa: ANN001
         # IMMEDIATE takes the write lock at once, so two writers never deadlock upgrading a read lock.
@@ -82,8 +163,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
+        self._autocheckpoint = [AUTOCHECKPOINT]
+        self._checkpointer: Checkpointer | None = None
+        self._checkpoint_users = 0
+        self._checkpoint_lock = threading.Lock()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, begin="IMMEDIATE")
+            self.engine = _sqlite_engine(self.url, begin="IMMEDIATE", autocheckpoint=self._autocheckpoint)
             self.read_engine = _sqlite_engine(self.url, begin="DEFERRED")
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -110,7 +195,42 @@ class Database:
 
         upgrade(self.engine)
 
+    def checkpoint_in_background(self) -> Checkpointer | None:
+        """Start (or share) this database's Checkpointer, for a long-running writer such as the group commit;
+        each call is matched by one release_checkpoints(). None where there is nothing to do: PostgreSQL, or a
+        SQLite database not in a file."""
+        path = make_url(self.url).database
+        if self.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        with self._checkpoint_lock:
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(path)
+                event.listen(self.engine, "commit", self._committed)
+                self._autocheckpoint[0] = AUTOCHECKPOINT_BACKSTOP
+            self._checkpoint_users += 1
+            return self._checkpointer
+
+    def release_checkpoints(self) -> None:
+        with self._checkpoint_lock:
+            if self._checkpointer is None:
+                return
+            self._checkpoint_users -= 1
+            if self._checkpoint_users > 0:
+                return
+            checkpointer, self._checkpointer = self._checkpointer, None
+            self._autocheckpoint[0] = AUTOCHECKPOINT
+            event.remove(self.engine, "commit", self._committed)
+        checkpointer.close()
+
+    def _committed(self, _connection) -> None:  # noqa: ANN001
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.committed()
+
     def dispose(self) -> None:
+        with self._checkpoint_lock:
+            self._checkpoint_users = min(self._checkpoint_users, 1)
+        self.release_checkpoints()
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()

@@ -102,6 +102,8 @@ class GroupCommitter:
         self._closed = False
         self.batches = 0
         self.replays = 0  # batches run a second time because a unit failed
+        # On SQLite, the WAL is copied into the database file on another thread, not inside this one's commits.
+        self.checkpointer = db.checkpoint_in_background()
         self._thread.start()
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
@@ -130,6 +132,8 @@ class GroupCommitter:
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
+            if self.checkpointer is not None:
+                self.db.release_checkpoints()
 
     def _take(self) -> tuple[list[Unit], bool]:
         """The units waiting (at least one; at most max_batch, or just past it to keep units sent together in one
