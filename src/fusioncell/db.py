@@ -169,6 +169,8 @@ class Database:
         self._checkpoint_lock = threading.Lock()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(self.url, begin="IMMEDIATE", autocheckpoint=self._autocheckpoint)
+            # Once, here: a listener added or removed while other threads commit could race their dispatch.
+            event.listen(self.engine, "commit", self._committed)
             self.read_engine = _sqlite_engine(self.url, begin="DEFERRED")
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -205,7 +207,6 @@ class Database:
         with self._checkpoint_lock:
             if self._checkpointer is None:
                 self._checkpointer = Checkpointer(path)
-                event.listen(self.engine, "commit", self._committed)
                 self._autocheckpoint[0] = AUTOCHECKPOINT_BACKSTOP
             self._checkpoint_users += 1
             return self._checkpointer
@@ -219,7 +220,6 @@ class Database:
                 return
             checkpointer, self._checkpointer = self._checkpointer, None
             self._autocheckpoint[0] = AUTOCHECKPOINT
-            event.remove(self.engine, "commit", self._committed)
         checkpointer.close()
 
     def _committed(self, _connection) -> None:  # noqa: ANN001
