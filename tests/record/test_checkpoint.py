@@ -9,15 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fusioncell.db import AUTOCHECKPOINT, AUTOCHECKPOINT_BACKSTOP
+from fusioncell.db import PAGE_SIZE
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
-
-
-def _autocheckpoint(cell) -> int:
-    with cell.db.write() as session:
-        return session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
 
 
 def _checkpoint_threads() -> list[threading.Thread]:
@@ -38,8 +33,6 @@ def test_the_group_commit_checkpoints_on_a_thread_of_its_own(cell, il_liaison):
         return
     try:
         assert len(_checkpoint_threads()) == 1
-        # The writers' own checkpoint is now only a backstop.
-        assert _autocheckpoint(cell) == AUTOCHECKPOINT_BACKSTOP
         body = {"text": "checkpoint me"}
         _append_all(cell, committer, [cell.log.prepare(submission=s, sig=g, body=body)
                                       for s, g in (il_liaison.sign(body) for _ in range(20))])
@@ -51,7 +44,6 @@ def test_the_group_commit_checkpoints_on_a_thread_of_its_own(cell, il_liaison):
     finally:
         committer.close()
     assert _checkpoint_threads() == []
-    assert _autocheckpoint(cell) == AUTOCHECKPOINT  # SQLite's own default again, for whoever writes next
     assert verify_source(DatabaseSource(cell.db.url), workers=1).size == 2 + 20  # genesis, the enrolment, the appends
 
 
@@ -62,14 +54,20 @@ def test_two_committers_share_one_checkpointer_until_the_last_closes(cell):
     assert first.checkpointer is second.checkpointer is not None
     first.close()
     assert len(_checkpoint_threads()) == 1
-    assert _autocheckpoint(cell) == AUTOCHECKPOINT_BACKSTOP
     second.close()
     assert _checkpoint_threads() == []
 
 
+def test_new_databases_have_8_kb_pages(cell):
+    if cell.db.dialect != "sqlite":
+        return
+    with cell.db.read() as session:
+        assert session.connection().exec_driver_sql("PRAGMA page_size").scalar_one() == PAGE_SIZE == 8192
+
+
 def test_sustained_appends_keep_the_wal_bounded(cell, il_liaison):
     """The background checkpoint alone never lets the WAL start again from its beginning while commits keep
-    coming (it always lags the last one); the writers' backstop does, cheaply, since little is left to copy."""
+    coming (it always lags the last one); the writer's own checkpoint past 1,000 pages does."""
     if cell.db.dialect != "sqlite":
         return
     wal = Path(cell.db.url.removeprefix("sqlite:///") + "-wal")
@@ -86,7 +84,7 @@ def test_sustained_appends_keep_the_wal_bounded(cell, il_liaison):
     finally:
         committer.close()
     assert len(sizes) >= 70
-    # The backstop's 2,000 pages (8 MB) and the batch that crosses them; left unbounded it would pass 25 MB.
+    # 1,000 pages and the batch that crosses them; left unbounded it would pass 25 MB.
     assert max(sizes) < 16_000_000, f"the WAL grew to {max(sizes) / 1e6:.1f} MB"
     with cell.db.read() as session:
         assert session.execute(select(func.count()).select_from(Entry)).scalar_one() == 2 + 7000
