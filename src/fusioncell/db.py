@@ -56,10 +56,6 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-# Pages of new databases (see _connect).
-PAGE_SIZE = 8192
-
-
 class Checkpointer:
     """Copies the WAL into the database file on a thread of its own, so that the group commit's thread does not.
 
@@ -129,11 +125,6 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
         # Let SQLAlchemy's begin() issue BEGIN itself (pysqlite would defer it and break savepoints).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # For a new database only (an existing one keeps the size it was made with). An append writes an entry
-        # row (~0.7 KB with its columns), its body (often ~1 KB) and audience rows: 8 KB pages take them with
-        # fewer pages and splits than SQLite's default 4 KB. With the Checkpointer, bench/append.py's committer
-        # time per append went from 52.9 and 56.6 µs to 46.0 and 45.4 µs (full runs, alternating).
-        cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed entry survives power loss, not only a process crash.
         cursor.execute("PRAGMA synchronous=FULL")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fusioncell.db import PAGE_SIZE
 from fusioncell.record.commit import GroupCommitter
 from fusioncell.record.models import Entry
 from fusioncell.record.verify import DatabaseSource, verify_source
@@ -56,13 +55,6 @@ def test_two_committers_share_one_checkpointer_until_the_last_closes(cell):
     assert len(_checkpoint_threads()) == 1
     second.close()
     assert _checkpoint_threads() == []
-
-
-def test_new_databases_have_8_kb_pages(cell):
-    if cell.db.dialect != "sqlite":
-        return
-    with cell.db.read() as session:
-        assert session.connection().exec_driver_sql("PRAGMA page_size").scalar_one() == PAGE_SIZE == 8192
 
 
 def test_sustained_appends_keep_the_wal_bounded(cell, il_liaison):
