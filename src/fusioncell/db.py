@@ -90,29 +90,32 @@ class Checkpointer:
         try:
             while True:
                 self._dirty.wait()
-                if self._stop.wait(self.interval):  # at most one checkpoint per interval
-                    break
+                stopping = self._stop.wait(self.interval)  # at most one checkpoint per interval
+                if stopping and conn is None:
+                    return  # no checkpoint ran (or the last one failed): none to finish with
                 self._dirty.clear()
-                try:
-                    if conn is None:
-                        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                        conn.execute("PRAGMA synchronous=FULL")  # sync the WAL before copying, the file after
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
-                except sqlite3.Error:  # the writers' own checkpoint still bounds the WAL; try after a commit
-                    self.failures += 1
-                    _logger.exception("background WAL checkpoint failed")
-                    if conn is not None:
-                        conn.close()
-                        conn = None
-            if conn is not None:  # what the last commits wrote, before the server stops
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    _logger.exception("background WAL checkpoint failed")
+                conn = self._checkpoint(conn)
+                if stopping:  # that one copied what the last commits wrote, before the server stops
+                    return
         finally:
             if conn is not None:
                 conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        """One PASSIVE checkpoint; the connection to use for the next one (None after a failure: a new one)."""
+        try:
+            if conn is None:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA synchronous=FULL")  # sync the WAL before copying, the file after
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints += 1
+            return conn
+        except sqlite3.Error:  # the writers' own checkpoint still bounds the WAL; try again after a commit
+            self.failures += 1
+            _logger.exception("background WAL checkpoint failed")
+            if conn is not None:
+                conn.close()
+            return None
 
 
 def _sqlite_engine(url: str, *, begin: str) -> Engine:
@@ -208,9 +211,10 @@ class Database:
             checkpointer.committed()
 
     def dispose(self) -> None:
-        with self._checkpoint_lock:
-            self._checkpoint_users = min(self._checkpoint_users, 1)
-        self.release_checkpoints()
+        with self._checkpoint_lock:  # whoever still holds a share: their release finds nothing to stop
+            checkpointer, self._checkpointer, self._checkpoint_users = self._checkpointer, None, 0
+        if checkpointer is not None:
+            checkpointer.close()
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
