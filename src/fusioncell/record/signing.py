@@ -42,8 +42,9 @@ def sign(key: SigningKey, message: bytes) -> str:
 #   - [8][S]B = [8]R + [8][k]A, k = SHA-512(R || A || M) mod L.
 # ed25519-zebra (Zcash Foundation, on curve25519-dalek) checks the last two; it follows ZIP 215, which also
 # accepts non-canonical encodings and small-order points, so the first two rules are checked here.
-# Why not libsodium's crypto_sign_verify_detached, which the record used before: ~50 µs per check against
-# 65-110 µs here (dalek uses AVX2 where the CPU has it), and most of `fusioncell verify`'s time is this check.
+# Why not libsodium's crypto_sign_verify_detached, which the record used before: zebra's check is faster (dalek
+# uses AVX2 where the CPU has it; bench/verify.py, one thread: 42-60 µs against libsodium's 56-93 µs in the same
+# runs), and most of `fusioncell verify`'s time is this check.
 # The two agree on every signature with a prime-order key, but for one that the key's holder makes on purpose
 # with a torsion component in R: libsodium's cofactorless equation refuses it, this rule accepts it (only the
 # holder can make one, and it signs what the holder chose). The verdict is this rule's wherever it is asked.
