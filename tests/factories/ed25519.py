@@ -12,6 +12,8 @@ from fusioncell.record.signing import SigningKey, public_bytes
 
 L = 2**252 + 27742317777372353535851937790883648493
 ORDER_8 = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+# A point of mixed order (a prime-order part plus torsion): the public key of three of ed25519-speccheck's vectors.
+TORSION_KEY = bytes.fromhex("cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d")
 # The identity (y = 1) written as y = p + 1: a point of small order, and not a canonical encoding.
 IDENTITY_NOT_CANONICAL = bytes.fromhex("ee" + "ff" * 30 + "7f")
 

@@ -13,6 +13,7 @@ from fusioncell.record.format import make_entry, sign_submission, tree_head
 from fusioncell.record.merkle import verify_inclusion
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.signing import key_id
+from tests.factories.ed25519 import TORSION_KEY
 
 
 def log_state(cell):
@@ -297,7 +298,7 @@ def test_a_rolled_back_transaction_leaves_no_entry_and_the_next_append_takes_its
 
 @pytest.mark.parametrize("public", [
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",  # of order 8
-    "cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d",  # with a torsion component
+    TORSION_KEY.hex(),  # with a torsion component
     "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p: not a canonical encoding
 ])
 def test_a_key_not_of_prime_order_is_not_enrolled(cell, il_liaison, public):

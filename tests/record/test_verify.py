@@ -152,11 +152,11 @@ def test_an_enrolment_of_a_key_not_of_prime_order_fails_verification(busy_cell, 
     from fusioncell.record.canonical import b64e, canonical
     from fusioncell.record.format import make_entry
     from fusioncell.record.merkle import leaf_hash
+    from tests.factories.ed25519 import TORSION_KEY
 
     with busy_cell.db.read() as session:
         original = json.loads(session.get(Entry, 7).leaf)
-    public = bytes.fromhex("cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d")
-    body = {"public_key": b64e(public), "party": "IL", "holder": "il/liaison-1", "purpose": "sign",
+    body = {"public_key": b64e(TORSION_KEY), "party": "IL", "holder": "il/liaison-1", "purpose": "sign",
             "custody": "device"}
     submission, sig = il_liaison.sign(body, kind="identity.key_added", audience=["IL", "SY", "US"])
     leaf = canonical(make_entry(seq=7, time=original["time"], submission=submission, sig=sig))
