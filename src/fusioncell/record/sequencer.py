@@ -12,18 +12,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from hashlib import sha256 as _sha256
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from fusioncell.clock import Clock, format_time, record_now
+from fusioncell.clock import Clock, format_time
 from fusioncell.errors import Conflict
 from fusioncell.record import kinds as kind_registry
 from fusioncell.record.canonical import canonical
 from fusioncell.record.checks import Checked, check_signed, refuse
 from fusioncell.record.format import CELL_PARTY, tree_head
-from fusioncell.record.merkle import MerkleTree, leaf_hash
+from fusioncell.record.merkle import MerkleTree
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.registry import (
     GENESIS,
@@ -179,6 +180,9 @@ class Log:
 
     def __init__(self, *, clock: Clock, cell_id: str | None = None, cell_key: SigningKey | None = None) -> None:
         self.clock = clock
+        # clock.record_now where it has one (SystemClock: formatted once per millisecond), as record_now() does.
+        fast = getattr(clock, "record_now", None)
+        self._record_now: Callable[[], str] = fast if fast is not None else (lambda: format_time(clock.now()))
         self.cell_id = cell_id
         self.cell_key = cell_key
         self.listeners: list[Callable[[list[Appended], dict[str, Any] | None], None]] = []
@@ -310,8 +314,9 @@ class Log:
 
     def _append(self, session: Session, p: Prepared) -> Appended:
         sub, kind = p.submission, p.kind
-        assert self._tree is not None
-        seq = self._tree.size
+        tree = self._tree
+        assert tree is not None
+        seq = tree._size
         if (kind.name == GENESIS) != (seq == 0):
             raise refuse("cell.genesis is entry 0 and only entry 0", "bad_submission")
         registry = Registry.from_genesis(p.body) if seq == 0 else self._registry
@@ -332,16 +337,18 @@ class Log:
             kind.check(session, sub, p.body_model)
         # The tree, caught up under the lock, holds every entry this transaction may cite: committed, and
         # appended before in this transaction.
-        if sub["refs"] and any(self._tree.index_of(bytes.fromhex(r)) is None for r in sub["refs"]):
+        if sub["refs"] and any(tree.index_of(bytes.fromhex(r)) is None for r in sub["refs"]):
             raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
-        pending: list[Appended] = session.info.setdefault("appended", [])
-        unique = _replay_key(sub)
-        if self._is_duplicate(session, unique, pending):
+        state = session.info
+        pending: list[Appended] = state.setdefault("appended", [])
+        unique = sub["key"], sub["created"], sub["nonce"]  # _replay_key
+        nonces = state.setdefault("nonces", {})
+        if self._is_duplicate(session, unique, pending, nonces):
             raise Conflict(f"this submission (key {sub['key']}, created {sub['created']}, nonce {sub['nonce']}) is "
                            "already in the log",
                            code="duplicate_submission")
 
-        now = record_now(self.clock)
+        now = self._record_now()
         time = now if now > self._last_time else self._last_time  # entry times never go back
         if time != self._time_key:
             self._time_key, self._time_json = time, canonical(time)
@@ -349,13 +356,13 @@ class Log:
         # JSON once per millisecond); tests/record hold the two equal.
         leaf = b'{"seq":%d,"sig":%b,"submission":%b,"time":%b}' % (seq, p.sig_json or canonical(p.sig),
                                                                      p.sub_bytes, self._time_json)
-        hashed = leaf_hash(leaf)
+        hashed = _sha256(b"\x00" + leaf).digest()  # merkle.leaf_hash
         appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes, p.row)
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
+        nonces[unique] = len(pending)
         pending.append(appended)
-        session.info.setdefault("nonces", {})[unique] = len(pending) - 1
-        self._tree.append(hashed)
+        tree.append(hashed)
         self._last_time = time
         if kind.apply is not None:
             self.flush(session)
@@ -365,14 +372,15 @@ class Log:
             self.cell_id = registry.cell_id
         return appended
 
-    def _is_duplicate(self, session: Session, unique: tuple[str, str, str], appended: list[Appended]) -> bool:
+    def _is_duplicate(self, session: Session, unique: tuple[str, str, str], appended: list[Appended],
+                      nonces: dict[tuple[str, str, str], int]) -> bool:
         """Whether a signed submission with this replay key (_replay_key) is in the log already: the same key,
         creation time and nonce (a replay, or a client's retry). The time is in the key so that the index grows
         at each key's end, as devices sign in time order, instead of at random places: random inserts cost more
         than the rest of an append."""
         # Appended in this transaction: an index, checked against the list (entries rolled back with a
         # savepoint leave stale positions behind).
-        i = session.info.get("nonces", {}).get(unique)
+        i = nonces.get(unique)
         if i is not None and i < len(appended):
             earlier = appended[i].submission
             if _replay_key(earlier) == unique:
