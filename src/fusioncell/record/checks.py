@@ -17,7 +17,7 @@ from fusioncell.record.canonical import (
     hash_hex,
     parse_canonical,
 )
-from fusioncell.record.format import CELL_PARTY, check_submission_shape
+from fusioncell.record.format import CELL_PARTY, checked_submission_bytes
 from fusioncell.record.signing import verify
 
 # A kind as these checks see it: (the cell may author it, a party's member may author it).
@@ -47,7 +47,7 @@ def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, k
     keep_body: where parsing the body's canonical bytes back would give the body itself (record.canonical.
     canonical_stable), the result holds the caller's body object rather than a copy. For callers that own it and
     change it no more (the intake's workers, whose body is a copy already)."""
-    check_submission_shape(submission)
+    sub_bytes = checked_submission_bytes(submission)  # JCS bytes: the signed ones
     if not isinstance(sig, str):
         raise refuse("sig must be a base64url string", "bad_signature")
     if cell_id is not None and submission["cell"] != cell_id:
@@ -69,9 +69,6 @@ def check_signed(submission: Any, sig: Any, body: Any, *, cell_id: str | None, k
         raise refuse(str(exc), "bad_body") from exc
     if hash_hex(body_bytes) != submission["body"]:
         raise refuse("body does not match the hash in the submission", "body_hash_mismatch")
-    # The shape check above leaves only ASCII field names, strings, the int 1 and lists of strings: JCS bytes
-    # without canonical()'s walk over the value.
-    sub_bytes = canonical_trusted(submission)
     if public_key is not None and not verify(public_key, sub_bytes, sig):
         raise refuse(f"signature does not verify with key {submission['key']}", "bad_signature")
     return Checked(body if keep_body and stable else parse_canonical(body_bytes), body_bytes, sub_bytes,

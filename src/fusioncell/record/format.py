@@ -10,7 +10,7 @@ from typing import Any
 
 from fusioncell.clock import is_record_time
 from fusioncell.errors import InvalidSubmission
-from fusioncell.record.canonical import canonical, hash_hex
+from fusioncell.record.canonical import canonical, canonical_trusted, hash_hex
 from fusioncell.record.signing import SigningKey, key_id, public_bytes, sign
 
 VERSION = 1
@@ -97,6 +97,42 @@ def check_submission_shape(sub: Any) -> None:
     refs = sub["refs"]
     if not isinstance(refs, list) or not all(isinstance(r, str) and _HEX64.fullmatch(r) for r in refs):
         raise bad("refs must be a list of leaf hashes (64 lower-case hex characters)")
+
+
+# The JCS bytes of a submission whose shape check_submission_shape accepts, in the common case: party ids in the
+# audience that are short names, every string one that JSON writes without escapes. Bytes, so [0-9] and the
+# other classes are ASCII only.
+_Q_NAME = rb'"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}"'
+_Q_HEX64 = rb'"[0-9a-f]{64}"'
+_COMMON_SHAPE = re.compile(
+    rb'\{"audience":\[' + _Q_NAME + rb'(?:,' + _Q_NAME + rb')*\],"author":' + _Q_NAME
+    + rb',"body":' + _Q_HEX64 + rb',"cell":' + _Q_NAME
+    + rb',"created":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z","key":"[0-9a-f]{16}"'
+    + rb',"kind":' + _Q_NAME + rb',"nonce":"[0-9a-f]{32}","party":' + _Q_NAME
+    + rb',"refs":\[(?:' + _Q_HEX64 + rb'(?:,' + _Q_HEX64 + rb')*)?\],"v":1\}'
+)
+
+
+def checked_submission_bytes(sub: Any) -> bytes:
+    """check_submission_shape(sub), then the JCS bytes of sub: the same verdict and the same error.
+
+    Where one pattern over the encoded bytes shows the shape (the common case), that replaces the check of each
+    field: a third of the cost. What the bytes cannot show is checked on the values: that v is an int and not
+    a subclass, that audience and refs are lists and not tuples (JSON writes both alike; a tuple audience is
+    never equal to the sorted list), that the audience is sorted without repeats, that created is a real date.
+    Anything else goes through check_submission_shape."""
+    if isinstance(sub, dict):
+        try:
+            data = canonical_trusted(sub)
+        except (TypeError, ValueError, RecursionError):  # not JSON as the shape allows it: the full check says why
+            data = b""
+        if _COMMON_SHAPE.fullmatch(data):
+            audience = sub["audience"]
+            if (type(sub["v"]) is int and isinstance(sub["refs"], list) and audience == sorted(set(audience))
+                    and is_record_time(sub["created"])):
+                return data
+    check_submission_shape(sub)
+    return canonical_trusted(sub)
 
 
 def make_entry(*, seq: int, time: str, submission: dict[str, Any], sig: str) -> dict[str, Any]:
