@@ -9,12 +9,13 @@ the same run.
      storage), on one thread and in two processes; measured in five passes before each rep's timed runs and five
      after them, a rep's baseline being the median of the ten (the better of one and two processes);
   c. the sequencer on SQLite (WAL, synchronous=FULL, created by fusioncell.cell.init_cell with the demo config;
-     and on PostgreSQL with --pg): W writer threads (default 8), each with its own enrolled device key, hand
+     and on PostgreSQL with --pg): W writers (default 8), each with its own enrolled device key, hand
      device-signed submissions to the server's path for them (fusioncell.record.intake.Intake, as
      POST /api/v1/records does), with --processes checker processes (default: two per core, as
-     `fusioncell serve`), keeping up to --in-flight appends (default 64) submitted and not yet acknowledged, as
-     an HTTP client with several requests open or the API's awaiting handlers do; --in-flight 1 waits for each
-     append before the next. An append counts when it is acknowledged, which is after the fsync of the batch
+     `fusioncell serve`), each writer keeping up to --in-flight appends (default 64) submitted and not yet
+     acknowledged, as an HTTP client with several requests open does; --in-flight 1 waits for each append
+     before the next. The writers are driven from one thread, as the API's event loop drives requests: the
+     commit thread hands acknowledgements back as deps._Completions does, one wake-up per batch of them. An append counts when it is acknowledged, which is after the fsync of the batch
      holding it. Submissions are signed before the clock starts (signing is the authors' work, on their
      devices), and kept out of the garbage collector's sight (gc.freeze: they stand for the clients' memory).
      After each timed run the log is verified (verify_source on a DatabaseSource) and its size checked.
@@ -37,7 +38,6 @@ import io
 import multiprocessing
 import os
 import pstats
-import queue
 import resource
 import shutil
 import sys
@@ -276,35 +276,57 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         intake = Intake(log, committer, processes=processes)
         for checker in intake.checkers:  # started before the clock, as a server's are
             checker.start()
-        barrier = threading.Barrier(writers + 1)
-        latencies: list[list[float]] = [[] for _ in range(writers)]
+        barrier = threading.Barrier(2)
+        latencies: list[float] = []
         errors: list[str] = []
 
-        def writer(w: int) -> None:
-            items, lat = work_lists[w], latencies[w]
-            # Free slots as tokens in a C queue: the acknowledgement (on the committer's thread) costs what the
-            # API's costs there (deps._Completions.put: a lock and a list append), where a threading.Semaphore's
-            # release (a Python Condition) cost the committer ~7 % of its time (py-spy).
-            slots: queue.SimpleQueue[None] = queue.SimpleQueue()
-            for _ in range(in_flight):
-                slots.put(None)
+        def clients() -> None:
+            """The writers, driven from one thread as the API's event loop drives its requests (POST /api/v1/records:
+            intake.submit, then deps._Completions hands each acknowledgement back with a lock and a list append on
+            the commit thread, and one wake-up of the loop per batch of them). Each writer keeps up to in_flight
+            appends submitted and not yet acknowledged. A thread per writer instead would be eight threads the
+            server does not have, each woken for its own acknowledgements and taking the GIL from the server's."""
+            lock = threading.Lock()
+            acknowledged: list[tuple[Any, int, float]] = []
+            wake = threading.Event()
 
-            def done(future: Any, t0: float) -> None:
-                lat.append(time.perf_counter() - t0)
-                exc = future.exception()
-                if exc is not None:
-                    errors.append(f"{exc.__class__.__name__}: {exc}")
-                slots.put(None)
+            def done(future: Any, w: int, t0: float) -> None:  # on the commit thread, as _Completions.put
+                with lock:
+                    acknowledged.append((future, w, t0))
+                    if len(acknowledged) > 1:
+                        return  # a wake-up is on its way and takes this one too
+                wake.set()
+
+            sent = [0] * writers
+            pending = appends
+
+            def submit(w: int) -> None:
+                sub, sig, body = work_lists[w][sent[w]]
+                sent[w] += 1
+                t0 = time.perf_counter()
+                intake.submit(submission=sub, sig=sig, body=body, done=lambda f, w=w, t0=t0: done(f, w, t0))
 
             barrier.wait()
-            for sub, sig, body in items:
-                slots.get()
-                t0 = time.perf_counter()
-                intake.submit(submission=sub, sig=sig, body=body, done=lambda f, t0=t0: done(f, t0))
-            for _ in range(in_flight):
-                slots.get()
+            for w in range(writers):
+                for _ in range(min(in_flight, len(work_lists[w]))):
+                    submit(w)
+            while pending:
+                wake.wait()
+                wake.clear()
+                with lock:
+                    ready = acknowledged[:]
+                    acknowledged.clear()
+                now = time.perf_counter()
+                for future, w, t0 in ready:
+                    pending -= 1
+                    latencies.append(now - t0)
+                    exc = future.exception()
+                    if exc is not None:
+                        errors.append(f"{exc.__class__.__name__}: {exc}")
+                    if sent[w] < len(work_lists[w]):
+                        submit(w)
 
-        threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(writers)]
+        threads = [threading.Thread(target=clients, name="clients")]
         for t in threads:
             t.start()
         batches0, taken0 = committer.batches, (intake.batches, intake.items)
@@ -320,7 +342,7 @@ def sequencer_run(backend: str, db_url: str | None, scratch: Path, *, appends: i
         intake.close()
         committer.close()
 
-        run = Run(backend, appends, seconds, batches, committer.busy, committer.busy_cpu, sorted(x for lat in latencies for x in lat),
+        run = Run(backend, appends, seconds, batches, committer.busy, committer.busy_cpu, sorted(latencies),
                   errors, cpu=cpu, workers_cpu=workers_cpu, intake_batch=intake_batch)
         if profiler is not None:
             stream = io.StringIO()
@@ -380,7 +402,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 4,000 appends, 1 repetition (~20 s)")
     parser.add_argument("--appends", type=int, help="appends per timed run (default 40,000; --quick 4,000)")
     parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3; --quick 1)")
-    parser.add_argument("--writers", type=int, default=8, help="concurrent writer threads (default 8)")
+    parser.add_argument("--writers", type=int, default=8,
+                        help="concurrent writers, each with its own key (default 8), driven from one thread")
     parser.add_argument("--body", type=int, default=1024, help="canonical body size in bytes (default 1024)")
     parser.add_argument("--max-batch", type=int, default=512, help="GroupCommitter max_batch (default 512)")
     parser.add_argument("--in-flight", type=int, default=64,
@@ -408,7 +431,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="fusioncell-bench-", dir=args.dir))
 
     console.print(f"[bold]bench/append.py[/] — {machine_line()}")
-    console.print(f"{appends:,} appends x {reps} rep(s), {args.writers} writer threads, {args.body} B bodies, "
+    console.print(f"{appends:,} appends x {reps} rep(s), {args.writers} writers, {args.body} B bodies, "
                   f"max_batch {args.max_batch}, {args.in_flight} in flight per writer; scratch {scratch}")
 
     # A sample of signed submissions for the raw and CPU-only measurements (no database).
