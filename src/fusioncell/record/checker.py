@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from fusioncell.errors import InvalidSubmission
-from fusioncell.record.checks import Authors, Checked, check_signed
+from fusioncell.record.checks import Authors, check_signed
 
 _LENGTH = 4
 _RESTART_AFTER = 1.0  # seconds before replacing a worker that failed, doubled for each failure in a row
@@ -247,12 +247,6 @@ class Checker:
     def close(self) -> None:
         with self._lock:
             self._stop(kill=False)
-
-
-def checked(result: tuple[Any, ...], sent: dict[str, Any]) -> Checked:
-    """A worker's passed result, for the body `sent`, as record.checks returns it."""
-    _ok, body, body_bytes, sub_bytes, sig_json, verified = result
-    return Checked(sent if body is None else body, body_bytes, sub_bytes, sig_json, verified)
 
 
 if __name__ == "__main__":

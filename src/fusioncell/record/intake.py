@@ -19,7 +19,7 @@ from typing import Any
 
 from fusioncell.errors import InvalidSubmission
 from fusioncell.record import kinds as kind_registry
-from fusioncell.record.checker import Checker, CheckerUnavailable, checked
+from fusioncell.record.checker import Checker, CheckerUnavailable
 from fusioncell.record.commit import GroupCommitter, Reply
 from fusioncell.record.sequencer import Log, Prepared
 
@@ -170,7 +170,9 @@ class Intake:
             try:
                 result = None if results is None else results[i]
                 if _passed(result):
-                    outcomes.append(log.prepared(submission, sig, checked(result, body), keys[i]))
+                    _ok, parsed, body_bytes, sub_bytes, sig_json, verified = result
+                    outcomes.append(log.prepared(submission, sig, body if parsed is None else parsed, body_bytes,
+                                                 sub_bytes, sig_json, keys[i] if verified else None))
                 elif _refused(result):
                     outcomes.append(InvalidSubmission(result[2], code=result[1]))
                 else:  # no worker, a failure the worker could not name, or an answer out of protocol

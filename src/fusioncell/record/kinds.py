@@ -63,10 +63,12 @@ def register(kind: Kind) -> Kind:
 
 
 def get(name: str) -> Kind:
-    load_all()
     kind = _KINDS.get(name)
-    if kind is None:
-        raise unknown_kind(name)
+    if kind is None:  # not registered yet, or not a kind: load every kind first (get runs for every submission)
+        load_all()
+        kind = _KINDS.get(name)
+        if kind is None:
+            raise unknown_kind(name)
     return kind
 
 

@@ -22,7 +22,7 @@ from fusioncell.clock import Clock, format_time
 from fusioncell.errors import Conflict
 from fusioncell.record import kinds as kind_registry
 from fusioncell.record.canonical import canonical
-from fusioncell.record.checks import Checked, check_signed, refuse
+from fusioncell.record.checks import check_signed, refuse
 from fusioncell.record.format import CELL_PARTY, tree_head
 from fusioncell.record.merkle import MerkleTree
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
@@ -290,19 +290,20 @@ class Log:
         public_key = self.public_key(submission)
         checked = check_signed(submission, sig, body, cell_id=self.cell_id, kinds=kind_registry.authors(),
                                public_key=public_key)
-        return self.prepared(submission, sig, checked, public_key)
+        return self.prepared(submission, sig, checked.body, checked.body_bytes, checked.sub_bytes, checked.sig_json,
+                             public_key if checked.verified else None)
 
-    def prepared(self, submission: dict[str, Any], sig: str, checked: Checked, public_key: bytes | None,
-                 ) -> Prepared:
-        """A submission that passed check_signed (here or in a checker process) with public_key, made ready to
-        append: its kind, and its body parsed by the kind's schema."""
+    def prepared(self, submission: dict[str, Any], sig: str, body: dict[str, Any], body_bytes: bytes,
+                 sub_bytes: bytes, sig_json: bytes, verified_key: bytes | None) -> Prepared:
+        """A submission that passed check_signed (here or in a checker process: the parts of its Checked, and the
+        key its signature was verified with, if any) made ready to append: its kind, and its body parsed by the
+        kind's schema."""
         kind = kind_registry.get(submission["kind"])
-        body_model = kind.parse_body(checked.body)
+        body_model = kind.parse_body(body)
         s = submission
         row = (s["kind"], s["party"], s["author"], s["key"], s["nonce"], " ".join(s["audience"]), s["body"],
                s["created"])
-        return Prepared(submission, sig, checked.body, checked.body_bytes, checked.sub_bytes, kind, body_model,
-                        public_key if checked.verified else None, checked.sig_json, row)
+        return Prepared(submission, sig, body, body_bytes, sub_bytes, kind, body_model, verified_key, sig_json, row)
 
     def append(self, session: Session, *, submission: Any, sig: Any, body: Any) -> Appended:
         return self.append_prepared(session, self.prepare(submission=submission, sig=sig, body=body))
