@@ -60,17 +60,46 @@ def disputes(session: Session, *, viewer: Viewer) -> list[Dispute]:
     return [d for d in rows if access.may_see(viewer.party, d.audience)]
 
 
-def next_actions(session: Session, *, viewer: Viewer, dispute: Dispute) -> list[str]:
+def next_actions(session: Session, *, viewer: Viewer, dispute: Dispute, supervisors: set[str] | None = None,
+                 ) -> list[str]:
+    """What this member may do next in the dispute; supervisors, where the caller has them, saves a query."""
     role = machine.role_of(party=viewer.party, raiser=dispute.raiser, respondent=dispute.respondent,
-                           supervisors=_supervisors(session))
+                           supervisors=_supervisors(session) if supervisors is None else supervisors)
     return machine.next_actions(machine.Dispute(dispute.state, frozenset(dispute.settle_signed_by)), role)
 
 
-def read(session: Session, *, viewer: Viewer, dispute: Dispute, steps: list[Step]) -> dict[str, Any]:
+def read(session: Session, *, viewer: Viewer, dispute: Dispute, steps: list[Step],
+         supervisors: set[str] | None = None) -> dict[str, Any]:
     return {"seq": dispute.seq, "raiser": dispute.raiser, "respondent": dispute.respondent, "state": dispute.state,
-            **dispute.body, "next_actions": next_actions(session, viewer=viewer, dispute=dispute),
+            **dispute.body, "next_actions": next_actions(session, viewer=viewer, dispute=dispute,
+                                                         supervisors=supervisors),
             "steps": [{"seq": s.seq, "party": s.party, "action": s.action, "state_after": s.state_after,
                        **s.body} for s in steps]}
+
+
+def read_all(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
+    """Every dispute the viewer's party may see, as `read` gives one without its steps: two queries however
+    many disputes there are."""
+    supervisors = _supervisors(session)
+    return [read(session, viewer=viewer, dispute=d, steps=[], supervisors=supervisors)
+            for d in disputes(session, viewer=viewer)]
+
+
+def dispute_rows(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
+    """Every dispute the viewer's party may see, as the list of disputes shows it: the dispute, the steps owed now
+    (open deadlines, earliest due first), what this member may do next, whether it is closed. Three queries
+    however many disputes there are."""
+    from fusioncell.deadlines.models import Deadline
+
+    supervisors = _supervisors(session)
+    owed: dict[int, list[Deadline]] = {}
+    for deadline in session.execute(select(Deadline).where(Deadline.rule == "dispute.step",
+                                                           Deadline.met_seq.is_(None))
+                                    .order_by(Deadline.due_at, Deadline.id)).scalars():
+        owed.setdefault(int(deadline.id.split(":", 2)[1]), []).append(deadline)  # dispute:{seq}:{step}:{party}
+    return [{"dispute": d, "owed": owed.get(d.seq, []), "closed": d.state in machine.CLOSED,
+             "next_actions": next_actions(session, viewer=viewer, dispute=d, supervisors=supervisors)}
+            for d in disputes(session, viewer=viewer)]
 
 
 def write_bundle(session: Session, *, log: Log, party: str, seq: int, out: BinaryIO) -> dict[str, Any]:

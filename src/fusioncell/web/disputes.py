@@ -9,13 +9,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import parse_time
-from fusioncell.deadlines.models import Deadline
 from fusioncell.deps import state
-from fusioncell.disputes import machine
 from fusioncell.disputes import service as dispute_service
 from fusioncell.errors import FusioncellError
 from fusioncell.identity.service import Viewer
@@ -42,8 +39,7 @@ def disputes_page(request: Request) -> HTMLResponse:
     viewer = page_viewer(request)
     fc = state(request)
     i18n.activate(language_for(request, viewer))
-    rows = fc.read(lambda s: [dispute_service.dispute_view(s, log=fc.cell.log, viewer=viewer, seq=d.seq)
-                              for d in dispute_service.disputes(s, viewer=viewer)])
+    rows = fc.read(lambda s: dispute_service.dispute_rows(s, viewer=viewer))
     return render(request, "disputes.html", viewer, rows=rows, labels=labels())
 
 
@@ -120,13 +116,11 @@ def _open_disputes(session: Session, viewer: Viewer, now: datetime) -> list[atte
     _ = i18n._
     names = labels()
     items = []
-    for dispute in dispute_service.disputes(session, viewer=viewer):
-        if dispute.state in machine.CLOSED:
+    for row in dispute_service.dispute_rows(session, viewer=viewer):
+        dispute, actions = row["dispute"], row["next_actions"]
+        if row["closed"]:
             continue
-        actions = dispute_service.next_actions(session, viewer=viewer, dispute=dispute)
-        due = session.execute(select(Deadline.due_at).where(
-            Deadline.rule == "dispute.step", Deadline.id.startswith(f"dispute:{dispute.seq}:"),
-            Deadline.met_seq.is_(None)).order_by(Deadline.due_at).limit(1)).scalar()
+        due = row["owed"][0].due_at if row["owed"] else None
         title = _("Dispute %(seq)s between %(raiser)s and %(respondent)s is %(state)s", seq=dispute.seq,
                   raiser=dispute.raiser, respondent=dispute.respondent, state=names[dispute.state])
         detail = _("Your next step: %(steps)s", steps=", ".join(names[a] for a in actions)) if actions else ""
