@@ -146,3 +146,43 @@ def test_a_program_can_send_right_after_a_restart(hot):
                               json={"audience": ["IL"], "precedence": "ROUTINE", "subject": "x", "text": "y"})
     reopened.close()
     assert response.status_code == 201, response.text
+
+
+def test_the_home_page_reads_as_many_statements_for_four_messages_owed_as_for_one(hot):
+    """The attention list on the home page: messages awaiting IL's acknowledgement, and for the supervisor every
+    missed deadline, are read together, not one query per message."""
+    from fusioncell.deadlines import engine
+    from tests.factories.queries import counting_queries
+    from tests.web.test_pages import web_login
+
+    sy = client(hot, "sy/liaison-1")
+    pages = {}
+    for member in ("il/liaison-1", "us/supervisor-1"):
+        pages[member] = TestClient(hot.app)
+        assert web_login(pages[member], member).status_code == 303
+
+    def send(n):
+        for i in range(n):
+            response = sy.post("/api/v1/hotline/messages", json={
+                "audience": ["IL"], "precedence": "FLASH", "subject": f"Movement {i}", "text": "Convoy at 0400Z"})
+            assert response.status_code == 201, response.text
+        hot.cell.log.clock.advance(hours=1)  # past the acknowledgement deadlines: missed, for the supervisor
+        with hot.cell.log.transaction(hot.cell.db) as session:
+            engine.fire_due(session, log=hot.cell.log, now=hot.cell.log.clock.now())
+
+    def statements():
+        counts = {}
+        for member, page in pages.items():
+            assert page.get("/").status_code == 200  # what the app caches between requests is cached
+            with counting_queries(hot.cell.db) as seen:
+                html = page.get("/").text
+            counts[member] = (len(seen), html.count("Movement "))
+        return counts
+
+    send(1)
+    one = statements()
+    send(3)
+    four = statements()
+    assert {m: n for m, (_, n) in one.items()} == {"il/liaison-1": 1, "us/supervisor-1": 1}
+    assert {m: n for m, (_, n) in four.items()} == {"il/liaison-1": 4, "us/supervisor-1": 4}
+    assert {m: q for m, (q, _) in four.items()} == {m: q for m, (q, _) in one.items()}

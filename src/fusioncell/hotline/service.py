@@ -273,5 +273,12 @@ def owed_by(session: Session, *, viewer: Viewer) -> list[Deadline]:
                                 .order_by(Deadline.due_at)).scalars())
 
 
+def messages_by_seq(session: Session, *, seqs: list[int]) -> dict[int, Message]:
+    """The messages among these entries, by seq, in one query (entries of other kinds are left out)."""
+    if not seqs:
+        return {}
+    return {m.seq: m for m in session.execute(select(Message).where(Message.seq.in_(set(seqs)))).scalars()}
+
+
 def now_text(log: Log) -> str:
     return format_time(log.clock.now())

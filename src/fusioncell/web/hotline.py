@@ -16,7 +16,6 @@ from fusioncell.geo import service as geo_service
 from fusioncell.hotline import service as hotline_service
 from fusioncell.hotline import templates
 from fusioncell.hotline.kinds import PRECEDENCES
-from fusioncell.hotline.models import Message
 from fusioncell.identity import service as identity_service
 from fusioncell.identity.service import Viewer
 from fusioncell.web import attention, i18n
@@ -143,8 +142,11 @@ def _owed(session: Session, viewer: Viewer, now: datetime) -> list[attention.Att
     """Messages waiting for this party's acknowledgement, and (for the supervisor) every missed deadline."""
     _ = i18n._
     items = []
-    for deadline in hotline_service.owed_by(session, viewer=viewer):
-        message = session.get(Message, deadline.source_seq)
+    owed = hotline_service.owed_by(session, viewer=viewer)
+    missed = hotline_service.missed_for(session, viewer=viewer) if "supervisor" in viewer.roles else []
+    messages = hotline_service.messages_by_seq(session, seqs=[d.source_seq for d in owed + missed])
+    for deadline in owed:
+        message = messages.get(deadline.source_seq)
         if message is None:
             continue
         severity = {"FLASH": 3, "IMMEDIATE": 2}.get(message.precedence, 1)
@@ -153,15 +155,14 @@ def _owed(session: Session, viewer: Viewer, now: datetime) -> list[attention.Att
               party=message.party),
             message.body.get("subject", ""), f"/hotline/threads/{message.thread}#m{message.seq}",
             parse_time(deadline.due_at), severity))
-    if "supervisor" in viewer.roles:
-        for deadline in hotline_service.missed_for(session, viewer=viewer):
-            message = session.get(Message, deadline.source_seq)
-            items.append(attention.Attention(
-                _("%(party)s missed the deadline to acknowledge entry %(seq)s", party=deadline.party,
-                  seq=deadline.source_seq),
-                message.body.get("subject", "") if message else "",
-                f"/hotline/threads/{message.thread}#m{message.seq}" if message else f"/records/{deadline.source_seq}",
-                parse_time(deadline.due_at), 2))
+    for deadline in missed:
+        message = messages.get(deadline.source_seq)
+        items.append(attention.Attention(
+            _("%(party)s missed the deadline to acknowledge entry %(seq)s", party=deadline.party,
+              seq=deadline.source_seq),
+            message.body.get("subject", "") if message else "",
+            f"/hotline/threads/{message.thread}#m{message.seq}" if message else f"/records/{deadline.source_seq}",
+            parse_time(deadline.due_at), 2))
     return items
 
 
