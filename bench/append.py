@@ -15,9 +15,10 @@ the same run.
      `fusioncell serve`), each writer keeping up to --in-flight appends (default 64) submitted and not yet
      acknowledged, as an HTTP client with several requests open does; --in-flight 1 waits for each append
      before the next. The writers are driven from one thread, as the API's event loop drives requests: the
-     commit thread hands acknowledgements back as deps._Completions does, one wake-up per batch of them. An append counts when it is acknowledged, which is after the fsync of the batch
-     holding it. Submissions are signed before the clock starts (signing is the authors' work, on their
-     devices), and kept out of the garbage collector's sight (gc.freeze: they stand for the clients' memory).
+     commit thread hands acknowledgements back as deps._Completions does, one wake-up per batch of them. An
+     append counts when it is acknowledged, which is after the fsync of the batch holding it. Submissions are
+     signed before the clock starts (signing is the authors' work, on their devices), and kept out of the garbage
+     collector's sight (gc.freeze: they stand for the clients' memory).
      After each timed run the log is verified (verify_source on a DatabaseSource) and its size checked.
 
 Targets (printed PASS/MISS, never asserted): >= 8,000 durable appends/s, and >= 60 % of the CPU-only rate.

@@ -47,7 +47,8 @@ def reference(sub):
 # Values a field may be given: right, wrong in type, wrong in form, and the ones JSON text cannot tell apart
 # (a tuple writes as a list, an IntEnum and True compare equal to 1).
 odd_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
     st.sampled_from(["IL", "US", "CELL", "a b", "Z", "é", "x\"y", "0123456789abcdef", "ab" * 32, "AB" * 32,
                      "2026-02-30T10:00:00.000Z", "2026-11-22T10:00:00.123Z", "2026-11-22T10:00:00Z",
                      "\u0663" * 4 + "-11-22T10:00:00.123Z", "x" * 100, "x" * 101]),

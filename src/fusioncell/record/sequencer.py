@@ -317,7 +317,7 @@ class Log:
         sub, kind = p.submission, p.kind
         tree = self._tree
         assert tree is not None
-        seq = tree._size
+        seq = tree.size
         if (kind.name == GENESIS) != (seq == 0):
             raise refuse("cell.genesis is entry 0 and only entry 0", "bad_submission")
         registry = Registry.from_genesis(p.body) if seq == 0 else self._registry
