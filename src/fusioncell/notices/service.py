@@ -154,7 +154,17 @@ def access_notice(session: Session, *, viewer: Viewer, seq: int) -> tuple[Notice
 
 
 def notices_with_findings(session: Session, *, viewer: Viewer) -> list[tuple[Notice, list[Any]]]:
-    return [access_notice(session, viewer=viewer, seq=n.seq) for n in active_notices(session, viewer=viewer)]
+    """The active notices the viewer's party may see, each with its findings: two queries however many."""
+    from fusioncell.notices.models import Finding
+
+    notices = active_notices(session, viewer=viewer)
+    findings: dict[int, list[Any]] = {n.seq: [] for n in notices}
+    for finding in session.execute(select(Finding).join(Notice, Notice.seq == Finding.notice_seq)
+                                   .where(Notice.state == "active")
+                                   .order_by(Finding.notice_seq, Finding.number)).scalars():
+        if finding.notice_seq in findings:
+            findings[finding.notice_seq].append(finding)
+    return [(n, findings[n.seq]) for n in notices]
 
 
 def notice_read(notice: Notice, findings: list[Any]) -> dict[str, Any]:
