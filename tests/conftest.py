@@ -139,6 +139,15 @@ def api(cell):
 
 
 @pytest.fixture
+def steady_viewers(monkeypatch):
+    """Who a session cookie or token stands for stays cached for the whole test, not for 2 s: statement counts
+    (tests/factories/queries.py) do not then depend on how long the requests took."""
+    from fusioncell.deps import ViewerCache
+
+    monkeypatch.setattr(ViewerCache, "TTL", 3600.0)
+
+
+@pytest.fixture
 def live_server(cell):
     """The application served by uvicorn on a free loopback port, for real HTTP and WebSocket clients."""
     import threading

@@ -112,10 +112,10 @@ def test_home_shows_the_open_dispute_and_the_members_next_step(api):
     assert f"Dispute {seq} between SY and IL is raised" in html and "Your next step: Answer, Agree to settle" in html
 
 
-def test_lists_of_disputes_take_as_many_queries_for_four_disputes_as_for_one(api):
+def test_lists_of_disputes_take_as_many_queries_for_four_disputes_as_for_one(api, steady_viewers):
     """The API's list, the disputes page and the home page's attention list read a fixed number of statements, not
     a few more per dispute (each used to read its deadlines and the supervisors on its own)."""
-    from tests.factories.queries import counting_queries
+    from tests.factories.queries import statements_per_page
     from tests.web.test_pages import web_login
 
     sy = client(api, "sy/liaison-1")
@@ -129,14 +129,7 @@ def test_lists_of_disputes_take_as_many_queries_for_four_disputes_as_for_one(api
         assert response.status_code == 201, response.text
 
     def statements():
-        counts = {}
-        for path, c in (("/api/v1/disputes", sy), ("/disputes", page), ("/", page)):
-            assert c.get(path).status_code == 200  # what the app caches between requests (the login) is cached
-            with counting_queries(api.cell.db) as seen:
-                response = c.get(path)
-            assert response.status_code == 200, response.text
-            counts[path] = len(seen)
-        return counts
+        return statements_per_page(api.cell.db, [("/api/v1/disputes", sy), ("/disputes", page), ("/", page)])
 
     raise_about(about[0])
     one = statements()

@@ -10,22 +10,28 @@ from starlette.testclient import TestClient
 from fusioncell.clock import format_time
 from fusioncell.geo.grid import to_mgrs
 from tests.factories.identity import token_for
-from tests.factories.queries import counting_queries
+from tests.factories.queries import statements_per_page
 from tests.incidents.test_incidents import linked, report
 from tests.notices.test_api import checked
 from tests.web.test_pages import web_login
 
-LISTS = ("/", "/records", "/notices", "/incidents", "/incidents/stats", "/incidents/layers.json", "/map/layers.json",
+LISTS = ("/", "/records", "/hotline", "/notices", "/incidents", "/incidents/stats", "/incidents/layers.json", "/map/layers.json",
          "/api/v1/records", "/api/v1/notices", "/api/v1/incidents", "/api/v1/hotline/threads")
 
 
-def test_lists_read_as_many_statements_for_four_items_as_for_one(api):
+def clients(api):
+    """SY's API client, IL logged in to the web pages, and IL's API client."""
     sy = TestClient(api.app)
     sy.headers["Authorization"] = f"Bearer {token_for(api.cell, 'sy/liaison-1', ['read', 'write'])}"
     il = TestClient(api.app)
     assert web_login(il, "il/liaison-1").status_code == 303
     il_api = TestClient(api.app)
-    il_api.headers["Authorization"] = f"Bearer {token_for(api.cell, 'il/liaison-1', ['read'])}"
+    il_api.headers["Authorization"] = f"Bearer {token_for(api.cell, 'il/liaison-1', ['read', 'write'])}"
+    return sy, il, il_api
+
+
+def test_lists_read_as_many_statements_for_four_items_as_for_one(api, steady_viewers):
+    sy, il, il_api = clients(api)
 
     def add(i):
         """A notice (days apart: no conflicts between them), an incident IL must answer, a message to IL."""
@@ -43,19 +49,40 @@ def test_lists_read_as_many_statements_for_four_items_as_for_one(api):
         assert message.status_code == 201, message.text
 
     def statements():
-        counts = {}
-        for path in LISTS:
-            c = il_api if path.startswith("/api/") else il
-            assert c.get(path).status_code == 200  # what the app caches between requests is cached
-            with counting_queries(api.cell.db) as seen:
-                response = c.get(path)
-            assert response.status_code == 200, (path, response.text)
-            counts[path] = len(seen)
-        return counts
+        return statements_per_page(api.cell.db, [(p, il_api if p.startswith("/api/") else il) for p in LISTS])
 
     add(0)
     one = statements()
     for i in range(1, 4):
         add(i)
     four = statements()
+    assert four == one
+
+
+def test_a_thread_reads_as_many_statements_for_four_messages_as_for_one(api, steady_viewers):
+    """A hotline thread's page and route list its messages with their acknowledgements and receipts: a fixed
+    number of statements, not a few per message."""
+    sy, il, il_api = clients(api)
+    thread = None
+
+    def send(i):
+        nonlocal thread
+        response = sy.post("/api/v1/hotline/messages", json={"audience": ["IL"], "precedence": "PRIORITY",
+                                                             "subject": "Convoy", "text": f"message {i}",
+                                                             **({"thread": thread} if thread else {})})
+        assert response.status_code == 201, response.text
+        seq = response.json()["seq"]
+        thread = thread or il_api.get("/api/v1/hotline/threads").json()[0]["thread"]
+        assert il_api.post(f"/api/v1/hotline/messages/{seq}/receipts", json={"status": "read"}).status_code == 201
+
+    def statements():
+        return statements_per_page(api.cell.db, [(f"/hotline/threads/{thread}", il),
+                                                 (f"/api/v1/hotline/threads/{thread}", il_api)])
+
+    send(0)
+    one = statements()
+    for i in range(1, 4):
+        send(i)
+    four = statements()
+    assert len(il_api.get(f"/api/v1/hotline/threads/{thread}").json()["messages"]) == 4
     assert four == one

@@ -71,10 +71,17 @@ def ack_minutes(session: Session) -> dict[str, float]:
     return {p: float(configured.get(p, DEFAULT_ACK_MINUTES[p])) for p in PRECEDENCES}
 
 
-def addressed(session: Session, *, audience: list[str], author_party: str) -> list[str]:
-    """Who must acknowledge: the audience but the author's party and the supervisors."""
-    supervisors = set(session.execute(select(Party.id).where(Party.role == "supervisor")).scalars())
-    return [p for p in audience if p != author_party and p not in supervisors]
+def supervising_parties(session: Session) -> set[str]:
+    return set(session.execute(select(Party.id).where(Party.role == "supervisor")).scalars())
+
+
+def addressed(session: Session, *, audience: list[str], author_party: str,
+              supervising: set[str] | None = None) -> list[str]:
+    """Who must acknowledge: the audience but the author's party and the supervisors (supervising, where the
+    caller has read them already)."""
+    if supervising is None:
+        supervising = supervising_parties(session)
+    return [p for p in audience if p != author_party and p not in supervising]
 
 
 def _refuse(message: str, code: str) -> InvalidSubmission:

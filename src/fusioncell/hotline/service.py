@@ -15,7 +15,7 @@ from fusioncell.deadlines.models import Deadline
 from fusioncell.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from fusioncell.geo import service as geo_service
 from fusioncell.hotline import templates
-from fusioncell.hotline.kinds import PRECEDENCES, MessageBody, addressed
+from fusioncell.hotline.kinds import PRECEDENCES, MessageBody, addressed, supervising_parties
 from fusioncell.hotline.models import (
     Ack,
     AttachmentRef,
@@ -238,8 +238,10 @@ def thread_view(session: Session, *, viewer: Viewer, thread_id: str, language: s
     rows = list(session.execute(select(Deadline).where(Deadline.source_seq.in_(seqs),
                                                        Deadline.rule == "hotline.ack")).scalars())
     views = []
+    supervising = supervising_parties(session)
     for message in messages:
-        owed = addressed(session, audience=message.audience.split(), author_party=message.party)
+        owed = addressed(session, audience=message.audience.split(), author_party=message.party,
+                         supervising=supervising)
         done = {a.party for a in acks if a.message_seq == message.seq}
         mine = [d for d in rows if d.source_seq == message.seq]
         views.append(MessageView(
