@@ -15,8 +15,8 @@ from tests.incidents.test_incidents import linked, report
 from tests.notices.test_api import checked
 from tests.web.test_pages import web_login
 
-LISTS = ("/", "/records", "/hotline", "/notices", "/incidents", "/incidents/stats", "/incidents/layers.json", "/map/layers.json",
-         "/api/v1/records", "/api/v1/notices", "/api/v1/incidents", "/api/v1/hotline/threads")
+LISTS = ("/", "/records", "/hotline", "/notices", "/incidents", "/incidents/stats", "/incidents/layers.json",
+         "/map/layers.json", "/api/v1/records", "/api/v1/notices", "/api/v1/incidents", "/api/v1/hotline/threads")
 
 
 def clients(api):
@@ -56,6 +56,8 @@ def test_lists_read_as_many_statements_for_four_items_as_for_one(api, steady_vie
     for i in range(1, 4):
         add(i)
     four = statements()
+    for path in ("/api/v1/notices", "/api/v1/incidents", "/api/v1/hotline/threads"):
+        assert len(il_api.get(path).json()) == 4, path  # the lists did grow
     assert four == one
 
 
