@@ -16,7 +16,7 @@ from fusioncell.disputes import machine
 from fusioncell.disputes.models import Dispute, Step
 from fusioncell.hotline.kinds import FreeText
 from fusioncell.identity.models import Party
-from fusioncell.identity.service import cell_setting
+from fusioncell.identity.service import cell_setting, supervising_parties
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
 
@@ -43,10 +43,6 @@ def _refuse(message: str, code: str) -> Any:
     return InvalidSubmission(message, code=code)
 
 
-def _supervisors(session: Session) -> set[str]:
-    return set(session.execute(select(Party.id).where(Party.role == "supervisor")).scalars())
-
-
 def _owe(session: Session, entry: Appended, dispute: Dispute) -> None:
     """Close what was owed; open the deadline of the next step, if the dispute is still open."""
     for row in session.execute(select(Deadline).where(Deadline.rule == "dispute.step",
@@ -59,7 +55,7 @@ def _owe(session: Session, entry: Appended, dispute: Dispute) -> None:
     configured = cell_setting(session, "dispute_hours", {})
     hours = float(configured.get(dispute.state, hours))
     parties = {"respondent": [dispute.respondent], "raiser": [dispute.raiser],
-               "supervisor": sorted(_supervisors(session))}[role]
+               "supervisor": sorted(supervising_parties(session))}[role]
     for party in parties:
         deadlines.open_deadline(session, id=f"dispute:{dispute.seq}:{entry.seq}:{party}", rule="dispute.step",
                                 entry=entry, party=party, due=timedelta(hours=hours))
@@ -86,7 +82,7 @@ def _apply_step(session: Session, entry: Appended, body: StepBody) -> None:
     if dispute is None or entry.party not in dispute.audience.split():
         raise _refuse(f"no dispute {body.dispute}", "unknown_dispute")
     role = machine.role_of(party=entry.party, raiser=dispute.raiser, respondent=dispute.respondent,
-                           supervisors=_supervisors(session))
+                           supervisors=supervising_parties(session))
     try:
         after = machine.step(machine.Dispute(dispute.state, frozenset(dispute.settle_signed_by)), body.action, role)
     except machine.StepRefused as exc:

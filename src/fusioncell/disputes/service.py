@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusioncell.disputes import machine
-from fusioncell.disputes.kinds import _supervisors
 from fusioncell.disputes.models import Dispute, Step
 from fusioncell.errors import InvalidInput, NotFound, VerificationFailed
 from fusioncell.identity import service as identity_service
@@ -31,7 +30,7 @@ def raise_dispute(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: 
         refs.append(entry.leaf_hash.hex())
     if not refs:
         raise InvalidInput("name the entries the dispute is about", code="no_refs")
-    audience = sorted({viewer.party, respondent} | _supervisors(session))
+    audience = sorted({viewer.party, respondent} | identity_service.supervising_parties(session))
     return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="dispute.raised",
                                       body={"respondent": respondent, "claim": claim, "remedy": remedy},
                                       audience=audience, refs=refs)
@@ -64,7 +63,7 @@ def next_actions(session: Session, *, viewer: Viewer, dispute: Dispute, supervis
                  ) -> list[str]:
     """What this member may do next in the dispute; supervisors, where the caller has them, saves a query."""
     role = machine.role_of(party=viewer.party, raiser=dispute.raiser, respondent=dispute.respondent,
-                           supervisors=_supervisors(session) if supervisors is None else supervisors)
+                           supervisors=identity_service.supervising_parties(session) if supervisors is None else supervisors)
     return machine.next_actions(machine.Dispute(dispute.state, frozenset(dispute.settle_signed_by)), role)
 
 
@@ -80,7 +79,7 @@ def read(session: Session, *, viewer: Viewer, dispute: Dispute, steps: list[Step
 def read_all(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
     """Every dispute the viewer's party may see, as `read` gives one without its steps: two queries however
     many disputes there are."""
-    supervisors = _supervisors(session)
+    supervisors = identity_service.supervising_parties(session)
     return [read(session, viewer=viewer, dispute=d, steps=[], supervisors=supervisors)
             for d in disputes(session, viewer=viewer)]
 
@@ -91,7 +90,7 @@ def dispute_rows(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
     however many disputes there are."""
     from fusioncell.deadlines.models import Deadline
 
-    supervisors = _supervisors(session)
+    supervisors = identity_service.supervising_parties(session)
     owed: dict[int, list[Deadline]] = {}
     for deadline in session.execute(select(Deadline).where(Deadline.rule == "dispute.step",
                                                            Deadline.met_seq.is_(None))

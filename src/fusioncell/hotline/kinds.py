@@ -7,14 +7,12 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusioncell.deadlines import engine as deadlines
 from fusioncell.errors import FusioncellError, InvalidSubmission
 from fusioncell.hotline.models import Ack, AttachmentRef, Message, Receipt, Thread
-from fusioncell.identity.models import Party
-from fusioncell.identity.service import cell_setting
+from fusioncell.identity.service import cell_setting, supervising_parties
 from fusioncell.record.kinds import BodyModel, Kind, register
 from fusioncell.record.sequencer import Appended
 
@@ -69,10 +67,6 @@ class AckBody(BodyModel):
 def ack_minutes(session: Session) -> dict[str, float]:
     configured = cell_setting(session, "ack_minutes", {})
     return {p: float(configured.get(p, DEFAULT_ACK_MINUTES[p])) for p in PRECEDENCES}
-
-
-def supervising_parties(session: Session) -> set[str]:
-    return set(session.execute(select(Party.id).where(Party.role == "supervisor")).scalars())
 
 
 def addressed(session: Session, *, audience: list[str], author_party: str,

@@ -15,7 +15,7 @@ from fusioncell.deadlines.models import Deadline
 from fusioncell.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from fusioncell.geo import service as geo_service
 from fusioncell.hotline import templates
-from fusioncell.hotline.kinds import PRECEDENCES, MessageBody, addressed, supervising_parties
+from fusioncell.hotline.kinds import PRECEDENCES, MessageBody, addressed
 from fusioncell.hotline.models import (
     Ack,
     AttachmentRef,
@@ -86,8 +86,8 @@ def send_message(session: Session, *, log: Log, kek: KeyEncryptionKey, viewer: V
     if thread:
         row = access_thread(session, viewer=viewer, thread_id=thread)
         audience = row.audience.split()
-    supervisors = {p.id for p in identity_service.list_parties(session) if p.role == "supervisor"}
-    audience = sorted(set(audience) | {viewer.party} | supervisors)  # the supervisor is always on the line
+    # The supervisor is always on the line.
+    audience = sorted(set(audience) | {viewer.party} | identity_service.supervising_parties(session))
     return identity_service.append_as(session, log=log, kek=kek, actor=viewer, kind="hotline.message", body=body,
                                       audience=audience)
 
@@ -238,7 +238,7 @@ def thread_view(session: Session, *, viewer: Viewer, thread_id: str, language: s
     rows = list(session.execute(select(Deadline).where(Deadline.source_seq.in_(seqs),
                                                        Deadline.rule == "hotline.ack")).scalars())
     views = []
-    supervising = supervising_parties(session)
+    supervising = identity_service.supervising_parties(session)
     for message in messages:
         owed = addressed(session, audience=message.audience.split(), author_party=message.party,
                          supervising=supervising)

@@ -92,6 +92,11 @@ def list_parties(session: Session) -> list[Party]:
     return list(session.execute(select(Party).order_by(Party.id)).scalars())
 
 
+def supervising_parties(session: Session) -> set[str]:
+    """The ids of the parties with the supervisor's role."""
+    return set(session.execute(select(Party.id).where(Party.role == "supervisor")).scalars())
+
+
 def access_party(session: Session, *, party_id: str) -> Party:
     party = session.get(Party, party_id)
     if party is None:
@@ -136,8 +141,7 @@ class LoginAttempt:
 
 
 def _audience_for(session: Session, party: str | None) -> list[str]:
-    supervisors = [p.id for p in list_parties(session) if p.role == "supervisor"]
-    return sorted(set(supervisors + ([party] if party else [])))
+    return sorted(supervising_parties(session) | ({party} if party else set()))
 
 
 def get_member(session: Session, member_id: str) -> Member | None:
