@@ -12,19 +12,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from hashlib import sha256 as _sha256
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from fusioncell.clock import Clock, format_time
+from fusioncell.clock import Clock, format_time, record_now
 from fusioncell.errors import Conflict
 from fusioncell.record import kinds as kind_registry
 from fusioncell.record.canonical import canonical
 from fusioncell.record.checks import check_signed, refuse
 from fusioncell.record.format import CELL_PARTY, tree_head
-from fusioncell.record.merkle import MerkleTree
+from fusioncell.record.merkle import MerkleTree, leaf_hash
 from fusioncell.record.models import Body, Entry, EntryAudience, TreeHead
 from fusioncell.record.registry import (
     GENESIS,
@@ -180,9 +179,6 @@ class Log:
 
     def __init__(self, *, clock: Clock, cell_id: str | None = None, cell_key: SigningKey | None = None) -> None:
         self.clock = clock
-        # clock.record_now where it has one (SystemClock: formatted once per millisecond), as record_now() does.
-        fast = getattr(clock, "record_now", None)
-        self._record_now: Callable[[], str] = fast if fast is not None else (lambda: format_time(clock.now()))
         self.cell_id = cell_id
         self.cell_key = cell_key
         self.listeners: list[Callable[[list[Appended], dict[str, Any] | None], None]] = []
@@ -342,14 +338,14 @@ class Log:
             raise refuse("refs name leaf hashes that are not in this log", "unknown_ref")
         state = session.info
         pending: list[Appended] = state.setdefault("appended", [])
-        unique = sub["key"], sub["created"], sub["nonce"]  # _replay_key
+        unique = _replay_key(sub)
         nonces = state.setdefault("nonces", {})
         if self._is_duplicate(session, unique, pending, nonces):
             raise Conflict(f"this submission (key {sub['key']}, created {sub['created']}, nonce {sub['nonce']}) is "
                            "already in the log",
                            code="duplicate_submission")
 
-        now = self._record_now()
+        now = record_now(self.clock)
         time = now if now > self._last_time else self._last_time  # entry times never go back
         if time != self._time_key:
             self._time_key, self._time_json = time, canonical(time)
@@ -357,7 +353,7 @@ class Log:
         # JSON once per millisecond); tests/record hold the two equal.
         leaf = b'{"seq":%d,"sig":%b,"submission":%b,"time":%b}' % (seq, p.sig_json or canonical(p.sig),
                                                                      p.sub_bytes, self._time_json)
-        hashed = _sha256(b"\x00" + leaf).digest()  # merkle.leaf_hash
+        hashed = leaf_hash(leaf)
         appended = Appended(seq, time, hashed, sub, p.sig, p.body, leaf, p.body_bytes, p.row)
         # The rows are written in one statement per table when the transaction is sealed (or before anything
         # reads them): per-row inserts cost more than everything else an append does.
