@@ -121,18 +121,19 @@ def checked_submission_bytes(sub: Any) -> bytes:
     a subclass, that audience and refs are lists and not tuples (JSON writes both alike; a tuple audience is
     never equal to the sorted list), that the audience is sorted without repeats, that created is a real date.
     Anything else goes through check_submission_shape."""
+    data = b""
     if isinstance(sub, dict):
         try:
             data = canonical_trusted(sub)
         except (TypeError, ValueError, RecursionError):  # not JSON as the shape allows it: the full check says why
-            data = b""
+            pass
         if _COMMON_SHAPE.fullmatch(data):
             audience = sub["audience"]
             if (type(sub["v"]) is int and isinstance(sub["refs"], list) and audience == sorted(set(audience))
                     and is_record_time(sub["created"])):
                 return data
     check_submission_shape(sub)
-    return canonical_trusted(sub)
+    return data or canonical_trusted(sub)  # encoded above, unless the encoding failed (the check then raised)
 
 
 def make_entry(*, seq: int, time: str, submission: dict[str, Any], sig: str) -> dict[str, Any]:
