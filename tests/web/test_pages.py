@@ -309,3 +309,29 @@ def test_home_shows_the_answers_a_party_owes_on_notices(api):
     client.cookies.set("fc_lang", "en")
     html = client.get("/").text
     assert f"The cell found conflicts with notice {filed.seq}: acknowledge or object" in html
+
+
+def test_home_tells_the_party_held_responsible_for_an_incident_to_respond(api):
+    from datetime import timedelta
+
+    from fusioncell.clock import format_time
+    from fusioncell.incidents import service as incident_service
+    from tests.factories.hotline import viewer
+
+    when = api.cell.log.clock.now() - timedelta(hours=1)
+    with api.cell.log.transaction(api.cell.db) as session:
+        reported = incident_service.report_incident(session, log=api.cell.log, kek=api.cell.kek,
+                                                    viewer=viewer(api.cell, "sy/liaison-1"), body={
+                                                        "category": "fire_across_line", "start": format_time(when),
+                                                        "geometry": {"type": "Point", "coordinates": [35.86, 33.17]},
+                                                        "description": {"lang": "en", "text": "Shots across the line"},
+                                                        "casualties": {"killed": 0, "injured": 0},
+                                                        "responsible": "IL"})
+    item = f"Incident {reported.seq} names your party: respond"
+    for member, shown in (("il/liaison-1", True), ("sy/liaison-1", False)):
+        client = fresh(api)
+        web_login(client, member)
+        client.cookies.set("fc_lang", "en")
+        html = client.get("/").text
+        assert (item in html) is shown, member
+        assert (f'href="/incidents/{reported.seq}"' in html) is shown, member

@@ -54,6 +54,22 @@ def close(session: Session, *, id: str) -> None:
                     .values(state="closed", next_at=None))
 
 
+def owed(session: Session, *, party: str, rules: tuple[str, ...] | None = None) -> list[Deadline]:
+    """What party owes and has not done yet (open, missed or escalated), earliest due first; only for these
+    rules, where given."""
+    query = select(Deadline).where(Deadline.party == party, Deadline.met_seq.is_(None),
+                                   Deadline.state.in_(("open", "missed", "escalated")))
+    if rules is not None:
+        query = query.where(Deadline.rule.in_(rules))
+    return list(session.execute(query.order_by(Deadline.due_at, Deadline.id)).scalars())
+
+
+def subject_seq(deadline_id: str) -> int:
+    """The seq of what a deadline is about. Every kind writes its ids as `{domain}:{that seq}:...`: ack:42:SY,
+    notice:{notice}:{party}:{check}, incident:{incident}:{party}, dispute:{dispute}:{step}:{party}."""
+    return int(deadline_id.split(":", 2)[1])
+
+
 def due(session: Session, *, now: datetime) -> list[Deadline]:
     # Only open and missed deadlines wait for the engine: the state filter keeps this on the index however
     # many met deadlines the cell has kept.

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fusioncell.deadlines import engine as deadlines
 from fusioncell.disputes import machine
 from fusioncell.disputes.models import Dispute, Step
 from fusioncell.errors import InvalidInput, NotFound, VerificationFailed
@@ -95,7 +96,7 @@ def dispute_rows(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
     for deadline in session.execute(select(Deadline).where(Deadline.rule == "dispute.step",
                                                            Deadline.met_seq.is_(None))
                                     .order_by(Deadline.due_at, Deadline.id)).scalars():
-        owed.setdefault(int(deadline.id.split(":", 2)[1]), []).append(deadline)  # dispute:{seq}:{step}:{party}
+        owed.setdefault(deadlines.subject_seq(deadline.id), []).append(deadline)
     return [{"dispute": d, "owed": owed.get(d.seq, []), "closed": d.state in machine.CLOSED,
              "next_actions": next_actions(session, viewer=viewer, dispute=d, supervisors=supervisors)}
             for d in disputes(session, viewer=viewer)]

@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import format_time
+from fusioncell.deadlines import engine as deadline_engine
 from fusioncell.deadlines.models import Deadline
 from fusioncell.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from fusioncell.geo import service as geo_service
@@ -270,9 +271,7 @@ def missed_for(session: Session, *, viewer: Viewer) -> list[Deadline]:
 
 
 def owed_by(session: Session, *, viewer: Viewer) -> list[Deadline]:
-    return list(session.execute(select(Deadline).where(Deadline.party == viewer.party, Deadline.met_seq.is_(None),
-                                                       Deadline.state.in_(("open", "missed", "escalated")))
-                                .order_by(Deadline.due_at)).scalars())
+    return deadline_engine.owed(session, party=viewer.party)
 
 
 def messages_by_seq(session: Session, *, seqs: list[int]) -> dict[int, Message]:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from fusioncell.clock import parse_time
+from fusioncell.deadlines import engine as deadlines
 from fusioncell.deps import state
 from fusioncell.errors import FusioncellError
 from fusioncell.geo import geometry as geo_geometry
@@ -99,17 +100,11 @@ async def file_notice(request: Request) -> Response:
 @attention.provider
 def _answers_owed(session: Session, viewer: Viewer, now: datetime) -> list[attention.Attention]:
     """Findings on another party's notice, or an incident report naming this party, await its answer."""
-    from sqlalchemy import select
-
-    from fusioncell.deadlines.models import Deadline
-
     _ = i18n._
-    rows = session.execute(select(Deadline).where(
-        Deadline.party == viewer.party, Deadline.met_seq.is_(None), Deadline.state.in_(("open", "missed", "escalated")),
-        Deadline.rule.in_(("notice.response", "incident.response"))).order_by(Deadline.due_at)).scalars()
+    rows = deadlines.owed(session, party=viewer.party, rules=("notice.response", "incident.response"))
     items = []
     for row in rows:
-        subject = int(row.id.split(":")[1])
+        subject = deadlines.subject_seq(row.id)
         if row.rule == "notice.response":
             items.append(attention.Attention(_("The cell found conflicts with notice %(seq)s: acknowledge or object",
                                                seq=subject), "", "/notices", parse_time(row.due_at), 2))
