@@ -157,6 +157,20 @@ def raw_limits(sample: list[tuple[dict, str, dict]], key: nacl.signing.SigningKe
 
 # -- b. CPU-only baseline ------------------------------------------------------------------------------------
 
+def baseline_sample(count: int, body_size: int,
+                    ) -> tuple[list[tuple[dict, str, dict]], dict[str, bytes], list[nacl.signing.SigningKey]]:
+    """Signed submissions for the raw and CPU-only measurements (no database), half from an author of IL and half
+    from one of SY; their public keys by key id; and their signing keys."""
+    keys = [signing.generate() for _ in range(2)]
+    signers = [Signer(cell="jfm-demo", party=p, author=f"{p.lower()}/sample", key=k)
+               for p, k in zip(("IL", "SY"), keys, strict=True)]
+    created = format_time(_now())
+    sample = []
+    for j, s in enumerate(signers):
+        sample += presign(s, j * count, count // 2, body_size, created)
+    return sample, {s.key_id: signing.public_bytes(s.key) for s in signers}, keys
+
+
 def cpu_work(items: list[tuple[dict, str, dict]], public: dict[str, bytes], first_seq: int, when: str) -> None:
     """Per entry, what the record costs without storage, with the record's own Ed25519 check."""
     for i, (sub, sig, body) in enumerate(items):
@@ -435,15 +449,7 @@ def main() -> int:
     console.print(f"{appends:,} appends x {reps} rep(s), {args.writers} writers, {args.body} B bodies, "
                   f"max_batch {args.max_batch}, {args.in_flight} in flight per writer; scratch {scratch}")
 
-    # A sample of signed submissions for the raw and CPU-only measurements (no database).
-    keys = [signing.generate() for _ in range(2)]
-    sample_signers = [Signer(cell="jfm-demo", party=p, author=f"{p.lower()}/sample", key=k)
-                      for p, k in zip(("IL", "SY"), keys, strict=True)]
-    created = format_time(_now())
-    sample = []
-    for j, s in enumerate(sample_signers):
-        sample += presign(s, j * sample_n, sample_n // 2, args.body, created)
-    public = {s.key_id: signing.public_bytes(s.key) for s in sample_signers}
+    sample, public, keys = baseline_sample(sample_n, args.body)
     assert len(canonical(body_of_size(args.body, 0))) == args.body
 
     raw: dict[str, list[float]] = {"sign": [], "verify": [], "verify2": [], "fsync": []}
