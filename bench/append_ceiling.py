@@ -196,9 +196,18 @@ def thin_run(scratch: Path, appends: int) -> tuple[float, float, float, bool]:
                 for (_s, _g, _b, done), _result in batch:
                     done()
 
-        threads = [threading.Thread(target=intake, args=(c,), name=f"fusioncell-intake-{i}")
-                   for i, c in enumerate(checkers)]
-        threads.append(threading.Thread(target=commit, name="fusioncell-commit"))
+        failures: list[BaseException] = []
+
+        def guarded(target: Any, *args: Any) -> None:
+            try:
+                target(*args)
+            except BaseException as exc:  # the writers' loop sees it and stops, rather than wait for ever
+                failures.append(exc)
+                raise
+
+        threads = [threading.Thread(target=guarded, args=(intake, c), name=f"fusioncell-intake-{i}",
+                                    daemon=True) for i, c in enumerate(checkers)]
+        threads.append(threading.Thread(target=guarded, args=(commit,), name="fusioncell-commit", daemon=True))
         for t in threads:
             t.start()
 
@@ -225,7 +234,9 @@ def thin_run(scratch: Path, appends: int) -> tuple[float, float, float, bool]:
                     submit(w)
             pending = appends
             while pending:
-                wake.wait()
+                while not wake.wait(1.0):
+                    if failures:
+                        raise RuntimeError("the thin server failed") from failures[0]
                 wake.clear()
                 with lock:
                     ready = acknowledged[:]
@@ -237,10 +248,12 @@ def thin_run(scratch: Path, appends: int) -> tuple[float, float, float, bool]:
 
         pids = [c.pid for c in checkers if c.pid is not None]
         cpu0, workers0, t0 = bench_append._cpu(), _children_cpu(pids), time.perf_counter()
-        driver = threading.Thread(target=clients, name="clients")
+        driver = threading.Thread(target=guarded, args=(clients,), name="clients", daemon=True)
         driver.start()
         driver.join()
         seconds = time.perf_counter() - t0
+        if failures:
+            raise RuntimeError("the thin server failed") from failures[0]
         cpu, workers = bench_append._cpu() - cpu0, _children_cpu(pids) - workers0
         for _ in checkers:
             to_check.put(None)
