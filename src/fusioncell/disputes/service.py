@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusioncell.deadlines import engine as deadlines
+from fusioncell.deadlines.models import Deadline
 from fusioncell.disputes import machine
 from fusioncell.disputes.models import Dispute, Step
 from fusioncell.errors import InvalidInput, NotFound, VerificationFailed
@@ -64,7 +65,8 @@ def next_actions(session: Session, *, viewer: Viewer, dispute: Dispute, supervis
                  ) -> list[str]:
     """What this member may do next in the dispute; supervisors, where the caller has them, saves a query."""
     role = machine.role_of(party=viewer.party, raiser=dispute.raiser, respondent=dispute.respondent,
-                           supervisors=identity_service.supervising_parties(session) if supervisors is None else supervisors)
+                           supervisors=(identity_service.supervising_parties(session) if supervisors is None
+                                        else supervisors))
     return machine.next_actions(machine.Dispute(dispute.state, frozenset(dispute.settle_signed_by)), role)
 
 
@@ -89,8 +91,6 @@ def dispute_rows(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:
     """Every dispute the viewer's party may see, as the list of disputes shows it: the dispute, the steps owed now
     (open deadlines, earliest due first), what this member may do next, whether it is closed. Three queries
     however many disputes there are."""
-    from fusioncell.deadlines.models import Deadline
-
     supervisors = identity_service.supervising_parties(session)
     owed: dict[int, list[Deadline]] = {}
     for deadline in session.execute(select(Deadline).where(Deadline.rule == "dispute.step",
@@ -156,8 +156,6 @@ def disputes_about(session: Session, *, viewer: Viewer, seq: int) -> list[Disput
 def dispute_view(session: Session, *, log: Log, viewer: Viewer, seq: int) -> dict[str, Any]:
     """What the dispute page shows: the dispute, its steps, the entries it is about, the step owed now and by
     whom with its deadline, and what this member may do next."""
-    from fusioncell.deadlines.models import Deadline
-
     dispute, steps = access_dispute(session, viewer=viewer, seq=seq)
     refs = json.loads(session.get(Entry, seq).leaf)["submission"]["refs"]
     tree = log.tree(session)
