@@ -94,6 +94,9 @@ class Checkpointer:
                 if stopping and conn is None:
                     return  # no checkpoint ran (or the last one failed): none to finish with
                 self._dirty.clear()
+                # close() may have set both events since the wait above, and that clear took its wake-up: the
+                # next wait would never end.
+                stopping = stopping or self._stop.is_set()
                 conn = self._checkpoint(conn)
                 if stopping:  # that one copied what the last commits wrote, before the server stops
                     return

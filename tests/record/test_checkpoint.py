@@ -82,3 +82,24 @@ def test_sustained_appends_keep_the_wal_bounded(cell, il_liaison):
     assert max(sizes) < 16_000_000, f"the WAL grew to {max(sizes) / 1e6:.1f} MB"
     with cell.db.read() as session:
         assert session.execute(select(func.count()).select_from(Entry)).scalar_one() == 2 + 7000
+
+
+def test_a_stop_that_arrives_as_a_checkpoint_starts_still_ends_the_thread(tmp_path):
+    """close() lands after the thread's wait of one interval and before it takes the commit's wake-up: the server
+    stopping must not wait for ever on a checkpoint thread that missed it."""
+    from fusioncell.db import Checkpointer
+
+    checkpointer = Checkpointer(str(tmp_path / "cell.db"), interval=0.01)
+    take_wake_up = checkpointer._dirty.clear
+
+    def close_lands_here() -> None:  # what close() does first, at the worst moment
+        checkpointer._dirty.clear = take_wake_up
+        checkpointer._stop.set()
+        checkpointer._dirty.set()
+        take_wake_up()
+
+    checkpointer._dirty.clear = close_lands_here
+    checkpointer.committed()
+    checkpointer._thread.join(timeout=5)
+    assert not checkpointer._thread.is_alive(), "the checkpoint thread missed the stop"
+    assert checkpointer.checkpoints == 1  # the last one, for what the last commits wrote
